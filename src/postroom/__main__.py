@@ -1,0 +1,3 @@
+from postroom.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Records: SQLAlchemy Core tables, the engine for SQLite and PostgreSQL, and migrations."""

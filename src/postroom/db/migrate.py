@@ -1,0 +1,33 @@
+"""Apply Alembic migrations from inside the running service or `postroom migrate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+from postroom.db.engine import Database
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any constant will do: several processes starting together migrate one at a time.
+_PG_MIGRATION_LOCK = 727_001
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    command.upgrade(alembic_config(connection), "head")
+
+
+async def apply_migrations(db: Database) -> None:
+    async with db.transaction() as conn:
+        if db.is_postgres:
+            await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+        await conn.run_sync(_upgrade)

@@ -1,0 +1,1 @@
+"""Pipeline: jobs claimed from the database, run through named steps, ending in to_review or failed_import."""

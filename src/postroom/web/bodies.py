@@ -1,0 +1,89 @@
+"""Reading request bodies and query parameters: JSON (or form) → validated values, or a 400 naming the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import pydantic
+from aiohttp import web
+
+from postroom.errors import BadRequest
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+# JSON bodies of the management API are small; uploads stream and never come through here.
+MAX_JSON_BODY = 2 * 1024 * 1024
+
+
+async def read_object(request: web.Request, *, allow_form: bool = False) -> dict[str, Any]:
+    """The body as a JSON object ({} when empty); form bodies too when `allow_form`."""
+    if request.content_length and request.content_length > MAX_JSON_BODY:
+        raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+    if allow_form and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        form = await request.post()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    raw = await request.content.read(MAX_JSON_BODY + 1)
+    if len(raw) > MAX_JSON_BODY:
+        raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Malformed JSON body: {exc}.") from None
+    if not isinstance(value, dict):
+        raise BadRequest("Request body must be a JSON object.")
+    return value
+
+
+def validation_detail(error: pydantic.ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "body"
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = "This field is required."
+        elif item["type"] == "extra_forbidden":
+            message = "Unknown field."
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise BadRequest(validation_detail(error)) from None
+
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise BadRequest(f"{name}: expected true or false, got {raw!r}.")
+
+
+def query_int(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: expected an integer, got {raw!r}.") from None
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"Invalid id in the URL: {raw!r}.")
+    return int(raw)

@@ -1,0 +1,49 @@
+"""Absolute object URLs (`<base>/api/v1/<collection>/<id>`, no trailing slash) and their parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postroom.errors import BadRequest
+
+API_PREFIX = "/api/v1"
+
+
+class Urls:
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+        self.api = self.base + API_PREFIX
+
+    def of(self, collection: str, object_id: int | None) -> str | None:
+        if object_id is None:
+            return None
+        return f"{self.api}/{collection}/{object_id}"
+
+    def to(self, collection: str, object_id: int) -> str:
+        return f"{self.api}/{collection}/{object_id}"
+
+    def many(self, collection: str, ids: list[int]) -> list[str]:
+        return [f"{self.api}/{collection}/{i}" for i in ids]
+
+    def id_from(self, value: Any, collection: str, field: str) -> int:
+        """The id of a reference given as URL (or bare id); 400 naming `field` otherwise."""
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        if isinstance(value, str):
+            text = value.strip().rstrip("/")
+            tail = text.rsplit("/", 2)
+            if text.isdigit():
+                return int(text)
+            if len(tail) == 3 and tail[1] == collection and tail[2].isdigit():
+                return int(tail[2])
+        raise BadRequest(
+            f"{field}: expected a URL of {collection} (…/{collection}/<id>), got {value!r}."
+        )
+
+    def optional_id_from(self, value: Any, collection: str, field: str) -> int | None:
+        return None if value is None or value == "" else self.id_from(value, collection, field)
+
+    def ids_from(self, values: Any, collection: str, field: str) -> list[int]:
+        if not isinstance(values, list):
+            raise BadRequest(f"{field}: expected a list of {collection} URLs.")
+        return [self.id_from(v, collection, field) for v in values]

@@ -1,0 +1,7 @@
+"""REST endpoints for workspaces (placeholder: filled in by its issue)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
