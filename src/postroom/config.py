@@ -39,6 +39,11 @@ class HttpSettings:
     shutdown_timeout: float = setting(
         10.0, "Seconds in-flight requests get to finish on SIGTERM.", minimum=0
     )
+    forwarded_allow_ips: str = setting(
+        "",
+        "Comma list of proxy addresses/networks whose X-Forwarded-For names the client "
+        "(used by rate limits and logs); empty trusts none.",
+    )
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,12 @@ class LimitsSettings:
     login_attempts_per_minute: int = setting(
         10, "Failed logins per minute per username and per address.", minimum=1
     )
+    smtp_connections_per_minute: int = setting(
+        300, "SMTP connections per minute per client address (over it: 421 4.7.0).", minimum=1
+    )
+    smtp_messages_per_minute: int = setting(
+        1200, "SMTP messages per minute per client address (over it: 451 4.7.1).", minimum=1
+    )
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,14 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = setting(True, "Serve Prometheus metrics at GET /metrics.")
+    token: str = setting(
+        "", "Bearer token the scraper must send to /metrics; empty means no authentication."
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -166,6 +185,7 @@ class Settings:
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def data_dir(self) -> Path:
