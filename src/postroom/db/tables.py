@@ -65,6 +65,9 @@ users = sa.Table(
     sa.Column("password_hash", sa.String(255), nullable=False, default=""),
     sa.Column("role", sa.String(40), nullable=False, default="annotator"),
     sa.Column("is_active", sa.Boolean, nullable=False, default=True),
+    # Soft deletion (DELETE /users/{id}): the row stays so references keep resolving.
+    sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+    sa.Column("phone_number", sa.String(40)),
     _ts("date_joined", nullable=False),
     _ts("last_login"),
     _json("ui_settings", default=dict),
@@ -101,6 +104,7 @@ schemas = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     _json("content", default=list),
     _json("metadata", default=dict),
+    _fk("modified_by_id", "users.id"),
     _ts("modified_at"),
 )
 
@@ -121,6 +125,8 @@ inboxes = sa.Table(
     _json("filters", default=dict),
     sa.Column("dmarc_check_action", sa.String(20), nullable=False, default="accept"),
     _json("metadata", default=dict),
+    _fk("modified_by_id", "users.id"),
+    _ts("modified_at"),
 )
 
 queues = sa.Table(
@@ -178,6 +184,15 @@ hooks = sa.Table(
     _json("sideload", default=list),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     _json("metadata", default=dict),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    # Ids of hooks that must run before this one (shown as URLs).
+    _json("run_after", default=list),
+    _json("test", default=dict),
+    _fk("token_owner_id", "users.id"),
+    sa.Column("token_lifetime_s", sa.Integer),
+    _fk("created_by_id", "users.id"),
+    _ts("created_at"),
+    _fk("modified_by_id", "users.id"),
     _ts("modified_at"),
 )
 
