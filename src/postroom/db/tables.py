@@ -144,6 +144,8 @@ queues = sa.Table(
     _json("rir_params", default=None),
     sa.Column("dedicated_engine", sa.String(1000)),
     sa.Column("generic_engine", sa.String(1000)),
+    # The `engine` of POST /queues/from_template (stored and returned, never run).
+    sa.Column("engine", sa.String(1000)),
     sa.Column("default_score_threshold", sa.Float, nullable=False, default=0.8),
     sa.Column("automation_enabled", sa.Boolean, nullable=False, default=False),
     sa.Column("automation_level", sa.String(32), nullable=False, default="never"),
@@ -302,6 +304,7 @@ annotations = sa.Table(
     _fk("confirmed_by_id", "users.id"),
     _ts("exported_at"),
     _fk("exported_by_id", "users.id"),
+    _ts("export_failed_at"),
     _ts("deleted_at"),
     _fk("deleted_by_id", "users.id"),
     _ts("rejected_at"),
