@@ -6,15 +6,33 @@ then `accept_files` inside `db.transaction()`, then answer. SMTP: spool + parse 
 the raw message and each attachment as blobs, then create the email record and call
 `accept_files` in the same transaction, then answer 250.
 
+A file whose type the queue does not accept still gets its document, annotation and job: the
+job's payload carries `rejected_reason` and the pipeline ends that annotation `failed_import`
+with the reason as its message (SPEC §4). A file with `attachment_status` set (filtered e-mail
+attachment) gets a document only.
+
 OWNER: HTTP upload issue (#3). The SMTP issue (#4) calls it with `email_id` set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postroom.clock import utcnow
+from postroom.db import tables as t
+from postroom.errors import ConflictStatus, NotFound
+from postroom.intake.sniff import rejection_reason
+
+ACTIVE = "active"
+IMPORTING = "importing"
+IMPORT_JOB = "import"
+# How long a task stays readable (Rossum deletes expired tasks periodically).
+TASK_LIFETIME = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -50,8 +68,160 @@ class Accepted:
     # (document_id, annotation_id or None when the file was filtered)
     documents: list[tuple[int, int | None]]
 
+    @property
+    def annotation_ids(self) -> list[int]:
+        return [a for _d, a in self.documents if a is not None]
+
+
+@dataclass(frozen=True)
+class QueueForIntake:
+    id: int
+    organization_id: int
+    schema_id: int
+    status: str
+    settings: dict[str, Any]
+
+
+async def queue_for_intake(
+    conn: AsyncConnection, organization_id: int, queue_id: int, *, lock: bool = False
+) -> QueueForIntake:
+    """The queue's intake facts; NotFound outside the organization, ConflictStatus unless active.
+
+    `lock` (PostgreSQL) holds a share lock on the queue row until the transaction ends, so a
+    deletion cannot start between this check and the commit of the new records.
+    """
+    q = t.queues.c
+    stmt = sa.select(q.id, q.organization_id, q.schema_id, q.status, q.settings).where(
+        q.id == queue_id, q.organization_id == organization_id
+    )
+    if lock:
+        stmt = stmt.with_for_update(read=True)
+    row = (await conn.execute(stmt)).first()
+    if row is None:
+        raise NotFound(f"Queue {queue_id} not found.")
+    if row.status != ACTIVE:
+        raise ConflictStatus(
+            f"Queue {queue_id} does not accept documents while its status is {row.status}."
+        )
+    settings = row.settings if isinstance(row.settings, dict) else {}
+    return QueueForIntake(row.id, row.organization_id, row.schema_id, row.status, settings)
+
+
+async def _insert(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> int:
+    result = await conn.execute(table.insert().values(**values).returning(table.c.id))
+    return int(result.scalar_one())
+
 
 async def accept_files(conn: AsyncConnection, submission: Submission) -> Accepted:
     """Create every record of one submission in the caller's transaction (raises ConflictStatus
     when the queue is not `active`). The caller wakes the workers after the commit."""
-    raise NotImplementedError
+    queue = await queue_for_intake(
+        conn, submission.organization_id, submission.queue_id, lock=conn.dialect.name != "sqlite"
+    )
+    now = utcnow()
+    common = {
+        "organization_id": submission.organization_id,
+        "creator_id": submission.creator_id,
+        "email_id": submission.email_id,
+    }
+    upload_id = await _insert(
+        conn,
+        t.uploads,
+        {
+            **common,
+            "queue_id": queue.id,
+            "metadata": submission.metadata,
+            "values": submission.rir_values,
+            "created_at": now,
+        },
+    )
+    documents: list[tuple[int, int | None]] = []
+    for stored in submission.files:
+        document_id = await _insert(
+            conn,
+            t.documents,
+            {
+                **common,
+                "upload_id": upload_id,
+                "s3_name": stored.blob_key,
+                "sha256": stored.blob_key,
+                "size": stored.size,
+                "mime_type": stored.mime_type,
+                "original_file_name": stored.original_file_name,
+                "attachment_status": stored.attachment_status,
+                "metadata": {},
+                "arrived_at": now,
+                "created_at": now,
+            },
+        )
+        annotation_id = None
+        if stored.attachment_status is None:
+            annotation_id = await _create_annotation(
+                conn, submission, queue, stored, document_id, upload_id
+            )
+        documents.append((document_id, annotation_id))
+    task_id = None
+    if submission.task_type is not None:
+        task_id = await _insert(
+            conn,
+            t.tasks,
+            {
+                **common,
+                "type": submission.task_type,
+                "status": "running",
+                "upload_id": upload_id,
+                "content": {},
+                "created_at": now,
+                "expires_at": now + TASK_LIFETIME,
+            },
+        )
+    return Accepted(upload_id=upload_id, task_id=task_id, documents=documents)
+
+
+async def _create_annotation(
+    conn: AsyncConnection,
+    submission: Submission,
+    queue: QueueForIntake,
+    stored: StoredFile,
+    document_id: int,
+    upload_id: int,
+) -> int:
+    now = utcnow()
+    annotation_id = await _insert(
+        conn,
+        t.annotations,
+        {
+            "organization_id": submission.organization_id,
+            "queue_id": queue.id,
+            "document_id": document_id,
+            "schema_id": queue.schema_id,
+            "upload_id": upload_id,
+            "email_id": submission.email_id,
+            "creator_id": submission.creator_id,
+            "status": IMPORTING,
+            "metadata": submission.metadata,
+            "content": [],
+            "messages": [],
+            "pages": [],
+            "arrived_at": now,
+            "created_at": now,
+        },
+    )
+    payload: dict[str, Any] = {"rir_values": submission.rir_values}
+    reason = rejection_reason(stored.mime_type, queue.settings)
+    if reason is not None:
+        payload["rejected_reason"] = reason
+    await _insert(
+        conn,
+        t.jobs,
+        {
+            "kind": IMPORT_JOB,
+            "annotation_id": annotation_id,
+            "payload": payload,
+            "status": "queued",
+            "attempts": 0,
+            "run_after": now,
+            "created_at": now,
+        },
+    )
+    return annotation_id

@@ -1,0 +1,129 @@
+"""File names as clients give them: from `Content-Disposition` (RFC 6266, RFC 5987 `filename*`),
+from a multipart part's header (RFC 7578), or from a URL path segment.
+
+A name is stored verbatim as the document's `original_file_name` and shown back to clients; it is
+never used as a filesystem path (blobs are named by their sha256). Only what no file name can
+hold is removed: control characters (NUL breaks PostgreSQL text) and bytes that are not UTF-8.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+from postroom.errors import BadRequest
+
+DEFAULT_FILE_NAME = "document"
+MAX_FILE_NAME_CHARS = 1024  # documents.original_file_name is VARCHAR(1024)
+
+_CONTROL = {c: None for c in [*range(0x00, 0x20), 0x7F]}
+
+
+def parse_disposition(header: str | None) -> tuple[str, dict[str, str]]:
+    """`attachment; name="a"; filename*=UTF-8''x` → ("attachment", {"name": "a", ...}).
+
+    Parameter names are lower-cased; quoted values are unquoted (`\\"` and `\\\\` unescaped).
+    Malformed pieces are skipped rather than refused: a file name is never worth a 400 by itself.
+    """
+    if not header:
+        return "", {}
+    pieces = _split_params(header)
+    disposition = pieces[0].strip().lower() if pieces else ""
+    params: dict[str, str] = {}
+    for piece in pieces[1:]:
+        key, sep, value = piece.partition("=")
+        key = key.strip().lower()
+        if not sep or not key:
+            continue
+        params.setdefault(key, _unquote(value.strip()))
+    return disposition, params
+
+
+def _split_params(header: str) -> list[str]:
+    pieces: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in header:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            pieces.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    pieces.append("".join(current))
+    return pieces
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        inner = value[1:-1]
+        return inner.replace('\\"', '"').replace("\\\\", "\\")
+    return value
+
+
+def _decode_rfc5987(value: str) -> str | None:
+    """`UTF-8'en'na%C3%AFve.pdf` → `naïve.pdf`; None when the value does not decode."""
+    charset, sep, rest = value.partition("'")
+    if not sep:
+        return None
+    _language, sep, encoded = rest.partition("'")
+    if not sep:
+        return None
+    try:
+        return urllib.parse.unquote_to_bytes(encoded).decode(charset.strip() or "utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return None
+
+
+def filename_from_params(params: dict[str, str]) -> str | None:
+    """`filename*` (RFC 5987) when it decodes, else `filename`; None when neither is given."""
+    extended = params.get("filename*")
+    if extended:
+        decoded = _decode_rfc5987(extended)
+        if decoded:
+            return decoded
+    plain = params.get("filename")
+    return plain if plain is not None else None
+
+
+def filename_from_disposition(header: str | None) -> str | None:
+    return filename_from_params(parse_disposition(header)[1])
+
+
+def filename_from_path_segment(segment: str) -> str:
+    """The `{filename}` of `/upload/{filename}`: percent-decoded UTF-8 (400 when it is not UTF-8)."""
+    try:
+        return urllib.parse.unquote(segment, errors="strict")
+    except UnicodeDecodeError:
+        raise BadRequest("filename: the URL path segment is not percent-encoded UTF-8.") from None
+
+
+def clean_file_name(raw: str | None) -> str:
+    """The name to store: verbatim but for control characters; `document` when nothing is left.
+
+    Header values that were not UTF-8 reach us as surrogate escapes (aiohttp decodes with
+    `surrogateescape`); those bytes are read as Latin-1, what such old clients meant.
+    """
+    if raw is None:
+        return DEFAULT_FILE_NAME
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        raw = raw.encode("utf-8", "surrogateescape").decode("latin-1")
+    name = raw.translate(_CONTROL)
+    if not name.strip():
+        return DEFAULT_FILE_NAME
+    if len(name) > MAX_FILE_NAME_CHARS:
+        raise BadRequest(f"filename: longer than {MAX_FILE_NAME_CHARS} characters.")
+    return name
+
+
+def content_disposition_header(name: str, disposition: str = "inline") -> str:
+    """A `Content-Disposition` value carrying a UTF-8 name (RFC 6266 §4.3: ASCII fallback first)."""
+    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
+    encoded = urllib.parse.quote(name, safe="")
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
