@@ -45,6 +45,9 @@ def make_settings(data_dir: Path, **env: str) -> Settings:
         "POSTROOM_PIPELINE_POLL_INTERVAL": "0.05",
         "POSTROOM_PIPELINE_RETRY_BASE_S": "0.05",
         "POSTROOM_LOG_LEVEL": "WARNING",
+        # Fast tests on one address must not trip the limiter (tests/test_ratelimit.py sets small ones).
+        "POSTROOM_LIMITS_REQUESTS_PER_SECOND": "100000",
+        "POSTROOM_LIMITS_BURST": "100000",
     }
     if PG_URL:
         environ["POSTROOM_DATABASE_URL"] = PG_URL

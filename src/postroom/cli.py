@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import logging
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +16,7 @@ from postroom.config import ConfigError, Settings, load_settings, render_default
 from postroom.db import tables as t
 from postroom.db.engine import Database
 from postroom.db.migrate import apply_migrations
+from postroom.logs import configure_logging
 from postroom.permissions import GROUP_IDS
 from postroom.service import Running, Service, run_until_signalled
 
@@ -175,9 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"postroom: configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log.level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log)
     try:
         if args.command == "serve":
             asyncio.run(_serve(settings))

@@ -1,21 +1,228 @@
-"""Rate limits per user/credential and per client address (token buckets), and for failed logins.
+"""Rate limits: token buckets per client address, per user, for failed logins, and for SMTP clients.
 
-Placeholder until the Operations issue: the interface is in place, nothing is limited yet.
+HTTP requests pass two checks: `address_rate_limit` runs before authentication (so a flood of
+bad credentials never reaches the password hash) and `rate_limit_middleware` after it, charging
+the authenticated user — whether the request came with a token or a Basic credential. Both use
+`limits.requests_per_second` as the refill rate and `limits.burst` as the bucket size (a rate of
+0 disables them). Failed logins — on `/auth/login` and failed Basic credentials — drain a much
+smaller bucket per username and per address (`limits.login_attempts_per_minute`). Over a limit
+the request fails with `errors.RateLimited(retry_after)`, which the error middleware turns into
+429 `{"detail", "code": "rate_limited", "url"}` with `Retry-After`.
+
+The SMTP listener asks `smtp_connection_allowed(address)` when a client connects and
+`smtp_message_allowed(address)` at each MAIL FROM; on False it answers `421 4.7.0` / `451 4.7.1`.
+
+Buckets live in this process's memory: with N instances behind a load balancer each enforces the
+limits on the traffic it sees (document this for operators; a shared limiter is not needed to stop
+one client from starving the others).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 from aiohttp import web
 
+from postroom import metrics
 from postroom.config import LimitsSettings
+from postroom.errors import AuthenticationFailed, RateLimited
+from postroom.web.keys import ACTOR, services
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Paths that never count against a limit: load balancers poll health, often from one address.
+EXEMPT_PATHS = frozenset({"/api/v1/health"})
+
+# Bound on remembered buckets per kind; idle buckets are dropped oldest first beyond it.
+MAX_BUCKETS = 50_000
+
+
+@dataclass
+class Bucket:
+    tokens: float
+    stamp: float
+
+
+class TokenBuckets:
+    """Buckets of `capacity` tokens refilled at `rate` per second, one per key."""
+
+    def __init__(self, rate: float, capacity: float, clock: Callable[[], float] = time.monotonic):
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self._buckets: OrderedDict[str, Bucket] = OrderedDict()
+
+    def _refilled(self, key: str) -> Bucket:
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = Bucket(self.capacity, now)
+            self._buckets[key] = bucket
+            if len(self._buckets) > MAX_BUCKETS:
+                self._buckets.popitem(last=False)
+        else:
+            bucket.tokens = min(self.capacity, bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+            self._buckets.move_to_end(key)
+        return bucket
+
+    def take(self, key: str) -> float:
+        """Take one token; 0.0 when granted, else the seconds until one will be available."""
+        bucket = self._refilled(key)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self.rate
+
+    def wait_needed(self, key: str) -> float:
+        """Seconds until a token is available, without taking one (0.0 if one is there now)."""
+        if key not in self._buckets:
+            return 0.0
+        bucket = self._refilled(key)
+        return 0.0 if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / self.rate
+
+    def drain(self, key: str) -> None:
+        """Take one token even if that leaves the bucket below zero (failed attempts)."""
+        bucket = self._refilled(key)
+        bucket.tokens = max(bucket.tokens - 1.0, -self.capacity)
 
 
 class RateLimits:
-    def __init__(self, limits: LimitsSettings) -> None:
+    """Every limiter of one process, built from `[limits]`."""
+
+    def __init__(self, limits: LimitsSettings, forwarded_allow_ips: str = "") -> None:
         self.limits = limits
+        self.enabled = limits.requests_per_second > 0
+        rate, burst = limits.requests_per_second, float(limits.burst)
+        self._by_address = TokenBuckets(rate, burst)
+        self._by_user = TokenBuckets(rate, burst)
+        per_minute = limits.login_attempts_per_minute
+        self._failed_logins = TokenBuckets(per_minute / 60.0, float(per_minute))
+        conns = limits.smtp_connections_per_minute
+        self._smtp_connections = TokenBuckets(conns / 60.0, float(conns))
+        msgs = limits.smtp_messages_per_minute
+        self._smtp_messages = TokenBuckets(msgs / 60.0, float(msgs))
+        self._proxies = _networks(forwarded_allow_ips)
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def client_address(self, request: web.Request) -> str:
+        """The peer address, or the client a trusted proxy names in X-Forwarded-For."""
+        remote = request.remote or "unknown"
+        if not self._proxies or not _in_networks(remote, self._proxies):
+            return remote
+        # The rightmost entry not added by one of our proxies is the client (the left ones can
+        # be forged by the client itself).
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        for hop in reversed([h for h in hops if h]):
+            if not _in_networks(hop, self._proxies):
+                return hop
+        return remote
+
+    def check_address(self, request: web.Request) -> None:
+        if not self.enabled:
+            return
+        wait = self._by_address.take(self.client_address(request))
+        if wait:
+            metrics.RATE_LIMITED.labels(scope="address").inc()
+            raise RateLimited(wait, "Too many requests from this address; retry later.")
+
+    def check_user(self, user_id: int) -> None:
+        if not self.enabled:
+            return
+        wait = self._by_user.take(str(user_id))
+        if wait:
+            metrics.RATE_LIMITED.labels(scope="user").inc()
+            raise RateLimited(wait, "Too many requests for this user; retry later.")
 
     async def check_login(self, request: web.Request, username: str) -> None:
-        return None
+        """Refuse a login attempt while its username or address has failed too often."""
+        wait = max(
+            self._failed_logins.wait_needed("user:" + username.lower()),
+            self._failed_logins.wait_needed("addr:" + self.client_address(request)),
+        )
+        if wait:
+            metrics.RATE_LIMITED.labels(scope="login").inc()
+            raise RateLimited(wait, "Too many failed logins; retry later.")
 
     def record_failed_login(self, request: web.Request, username: str) -> None:
+        self._failed_logins.drain("user:" + username.lower())
+        self._failed_logins.drain("addr:" + self.client_address(request))
+
+    # -- SMTP -------------------------------------------------------------------------------
+
+    def smtp_connection_allowed(self, address: str) -> bool:
+        """False when this client address opened too many connections (answer 421 4.7.0)."""
+        allowed = self._smtp_connections.take(address) == 0.0
+        if not allowed:
+            metrics.RATE_LIMITED.labels(scope="smtp_connection").inc()
+        return allowed
+
+    def smtp_message_allowed(self, address: str) -> bool:
+        """False when this client address sent too many messages (answer 451 4.7.1)."""
+        allowed = self._smtp_messages.take(address) == 0.0
+        if not allowed:
+            metrics.RATE_LIMITED.labels(scope="smtp_message").inc()
+        return allowed
+
+
+def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(
+        ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip()
+    )
+
+
+def _in_networks(
+    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def _basic_username(request: web.Request) -> str | None:
+    scheme, _, encoded = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
         return None
+    try:
+        return base64.b64decode(encoded.strip(), validate=True).decode("utf-8").split(":", 1)[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+@web.middleware
+async def address_rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Before authentication: the per-address bucket, and failed Basic credentials."""
+    if request.path in EXEMPT_PATHS:
+        return await handler(request)
+    limits = services(request).rate_limits
+    limits.check_address(request)
+    # Only routes that accept Basic check the password; elsewhere Basic is refused unverified.
+    accepts_basic = getattr(request.match_info.handler, "postroom_basic", False)
+    basic_user = _basic_username(request) if accepts_basic else None
+    if basic_user is None:
+        return await handler(request)
+    await limits.check_login(request, basic_user)
+    try:
+        return await handler(request)
+    except AuthenticationFailed:
+        if ACTOR not in request:  # the credential itself was refused, not a later check
+            limits.record_failed_login(request, basic_user)
+        raise
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """After authentication: the bucket of the user the request acts as."""
+    actor = request.get(ACTOR)
+    if actor is not None and request.path not in EXEMPT_PATHS:
+        services(request).rate_limits.check_user(actor.user_id)
+    return await handler(request)

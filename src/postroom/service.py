@@ -70,7 +70,7 @@ class Service:
             blobs=blobs,
             urls=Urls(settings.base_url),
             basic_cache=BasicCredentialCache(settings.auth.basic_cache_s),
-            rate_limits=RateLimits(settings.limits),
+            rate_limits=RateLimits(settings.limits, settings.http.forwarded_allow_ips),
         )
         self.services = services
         for component in self._components:

@@ -1,9 +1,14 @@
-"""The aiohttp application: middlewares (errors outermost, then authentication) and every route table."""
+"""The aiohttp application: middlewares and every route table.
+
+Middlewares, outermost first: access log + metrics, errors → JSON, per-address rate limit,
+authentication, per-user rate limit.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from postroom.ratelimit import address_rate_limit, rate_limit_middleware
 from postroom.services import Services
 from postroom.web import (
     annotations,
@@ -27,6 +32,7 @@ from postroom.web import (
 )
 from postroom.web.errors import errors_middleware
 from postroom.web.keys import SERVICES
+from postroom.web.observe import observe_middleware
 
 ROUTE_MODULES = (
     health,
@@ -53,7 +59,13 @@ ROUTE_MODULES = (
 def build_app(services: Services) -> web.Application:
     # client_max_size bounds only bodies read whole (JSON); uploads are streamed chunk by chunk.
     app = web.Application(
-        middlewares=[errors_middleware, auth.auth_middleware],
+        middlewares=[
+            observe_middleware,
+            errors_middleware,
+            address_rate_limit,
+            auth.auth_middleware,
+            rate_limit_middleware,
+        ],
         client_max_size=4 * 1024 * 1024,
     )
     app[SERVICES] = services

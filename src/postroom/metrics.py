@@ -1,0 +1,164 @@
+"""The Prometheus metrics of Postroom: one registry, every metric defined here, imported by its part.
+
+Parts only increment/observe; `GET /metrics` (web/metrics.py) renders the registry. Labels have
+bounded values (route templates, status codes, reply codes, reasons, step names) so the series
+count stays small. Counters are per process: with several instances, sum them in PromQL. The
+pipeline gauges are read from the shared `jobs` table at scrape time, so every instance reports
+the same cluster-wide figure (use max(), not sum()).
+
+Who increments what:
+  HTTP middleware (web/observe.py)  HTTP_REQUESTS, HTTP_DURATION
+  HTTP uploads                      UPLOAD_BYTES, UPLOADED_FILES            (channel="http")
+  SMTP listener                     SMTP_SESSIONS, SMTP_REPLIES, SMTP_MESSAGES, UPLOAD_BYTES/FILES
+                                    (channel="smtp")
+  pipeline workers                  JOBS_FINISHED, JOB_FAILURES, JOB_RETRIES, observe_import_latency()
+  rate limits                       RATE_LIMITED
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postroom.clock import utcnow
+from postroom.db import tables as t
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUESTS = Counter(
+    "postroom_http_requests",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+HTTP_DURATION = Histogram(
+    "postroom_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template and method.",
+    ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+UPLOAD_BYTES = Counter(
+    "postroom_upload_bytes",
+    "Bytes of files stored durably, by intake channel (http, smtp).",
+    ["channel"],
+    registry=REGISTRY,
+)
+UPLOADED_FILES = Counter(
+    "postroom_uploaded_files",
+    "Files stored durably (one document each), by intake channel (http, smtp).",
+    ["channel"],
+    registry=REGISTRY,
+)
+SMTP_SESSIONS = Counter(
+    "postroom_smtp_sessions",
+    "SMTP connections accepted by the listener.",
+    registry=REGISTRY,
+)
+SMTP_REPLIES = Counter(
+    "postroom_smtp_replies",
+    "SMTP replies sent, by reply code (250, 421, 451, 550, 552, ...).",
+    ["code"],
+    registry=REGISTRY,
+)
+SMTP_MESSAGES = Counter(
+    "postroom_smtp_messages",
+    "Mail messages, by outcome (accepted, rejected) and reason (e.g. stored, filtered, "
+    "unknown_recipient, too_large, rate_limited, internal_error).",
+    ["outcome", "reason"],
+    registry=REGISTRY,
+)
+JOBS_FINISHED = Counter(
+    "postroom_pipeline_jobs_finished",
+    "Pipeline jobs that reached a final state, by kind and outcome (done, failed).",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+JOB_FAILURES = Counter(
+    "postroom_pipeline_job_failures",
+    "Pipeline step errors that failed a job for good, by kind and step.",
+    ["kind", "step"],
+    registry=REGISTRY,
+)
+JOB_RETRIES = Counter(
+    "postroom_pipeline_job_retries",
+    "Transient pipeline step errors that were retried later, by kind and step.",
+    ["kind", "step"],
+    registry=REGISTRY,
+)
+IMPORT_LATENCY = Histogram(
+    "postroom_pipeline_import_latency_seconds",
+    "Time from a document's arrival to its annotation leaving importing, by final status.",
+    ["status"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600),
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "postroom_pipeline_queue_depth",
+    "Pipeline jobs waiting to run (status queued), by kind; read from the database at scrape.",
+    ["kind"],
+    registry=REGISTRY,
+)
+JOBS_RUNNING = Gauge(
+    "postroom_pipeline_jobs_running",
+    "Pipeline jobs claimed by a worker of any instance, by kind; read at scrape.",
+    ["kind"],
+    registry=REGISTRY,
+)
+OLDEST_QUEUED_AGE = Gauge(
+    "postroom_pipeline_oldest_queued_age_seconds",
+    "Age of the oldest job that is due and still queued (0 when none); read at scrape.",
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "postroom_rate_limited",
+    "Requests or SMTP commands refused by a rate limit, by scope "
+    "(address, user, login, smtp_connection, smtp_message).",
+    ["scope"],
+    registry=REGISTRY,
+)
+
+
+def observe_import_latency(arrived_at: datetime, status: str) -> None:
+    """Record an annotation leaving `importing` (status: to_review, failed_import, ...)."""
+    IMPORT_LATENCY.labels(status=status).observe(max(0.0, (utcnow() - arrived_at).total_seconds()))
+
+
+def record_smtp_reply(reply: str) -> None:
+    """Count one SMTP reply by its three-digit code (pass the whole reply line)."""
+    SMTP_REPLIES.labels(code=reply[:3]).inc()
+
+
+async def refresh_pipeline_gauges(conn: AsyncConnection) -> None:
+    """Set the pipeline gauges from the shared jobs table (called when /metrics is scraped)."""
+    j = t.jobs
+    rows = await conn.execute(
+        sa.select(j.c.kind, j.c.status, sa.func.count())
+        .where(j.c.status.in_(("queued", "running")))
+        .group_by(j.c.kind, j.c.status)
+    )
+    depth: dict[str, int] = {}
+    running: dict[str, int] = {}
+    for kind, status, count in rows:
+        (depth if status == "queued" else running)[kind] = count
+    # Kinds seen before but now empty must read 0, not keep their last value.
+    for gauge, values in ((QUEUE_DEPTH, depth), (JOBS_RUNNING, running)):
+        known = {labels[0] for labels in _label_values(gauge)}
+        for kind in known | set(values) | {"import"}:
+            gauge.labels(kind=kind).set(values.get(kind, 0))
+    now = utcnow()
+    oldest = (
+        await conn.execute(
+            sa.select(sa.func.min(j.c.run_after)).where(
+                j.c.status == "queued", j.c.run_after <= now
+            )
+        )
+    ).scalar_one_or_none()
+    OLDEST_QUEUED_AGE.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
+
+
+def _label_values(gauge: Gauge) -> list[tuple[str, ...]]:
+    return list(gauge._metrics.keys())  # prometheus_client keeps children keyed by label values

@@ -1,0 +1,98 @@
+"""Logs: one line per request with ids, JSON or text, never a credential (in-process and `postroom serve`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from postroom import logs
+from postroom.config import LogSettings
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, PG_URL, Api, reset_postgres
+from tests.subprocess_server import ServeProcess
+
+
+@pytest.fixture
+def json_access_log() -> Iterator[io.StringIO]:
+    """Capture the access logger's lines, rendered by the JSON formatter."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    logger = logging.getLogger("postroom.access")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+async def test_one_json_line_per_request_with_user_ids_and_no_secrets(
+    server: Any, anon: Api, json_access_log: io.StringIO
+) -> None:
+    """Each request logs one JSON line with method, path, status, duration, user and URL ids; no password or token."""
+    admin = await anon.login(ADMIN_USER, ADMIN_PASSWORD)
+    token = admin.headers["Authorization"].split()[1]
+    await admin.get("/users/1", expect=200)
+    await anon.get("/auth/user")
+    lines = [json.loads(line) for line in json_access_log.getvalue().splitlines()]
+    assert [(x["message"], x["status"]) for x in lines] == [
+        ("POST /api/v1/auth/login", 200),
+        ("GET /api/v1/users/1", 200),
+        ("GET /api/v1/auth/user", 401),
+    ]
+    assert lines[1]["user"] == 1 and lines[1]["user_ref"] == 1
+    assert "user" not in lines[2]
+    assert all(isinstance(x["duration_ms"], float) and x["client"] for x in lines)
+    text = json_access_log.getvalue()
+    assert ADMIN_PASSWORD not in text and token not in text
+
+
+def test_text_format_renders_fields_as_key_values_and_redacts_secrets() -> None:
+    """The text formatter appends key=value fields and masks any field named like a secret."""
+    stream = io.StringIO()
+    logs.configure_logging(LogSettings(level="INFO", format="text"), stream)
+    try:
+        log = logging.getLogger("postroom.test")
+        logs.event(log, "job finished", annotation=7, queue=2, outcome="to_review", password="pw1")
+        logs.event(log, "debug detail", level=logging.DEBUG, annotation=8)
+    finally:
+        logging.getLogger().handlers.clear()
+    line = stream.getvalue().strip()
+    assert "\n" not in line
+    assert line.endswith(
+        "INFO postroom.test job finished annotation=7 queue=2 outcome=to_review password=***"
+    )
+    assert "pw1" not in line
+
+
+@pytest.mark.slow
+async def test_serve_writes_json_lines_when_configured(tmp_path: Path) -> None:
+    """`postroom serve` with log.format=json writes only JSON lines to its log, one per request."""
+    if PG_URL:
+        await reset_postgres(PG_URL)
+    proc = ServeProcess(tmp_path / "data", POSTROOM_LOG_FORMAT="json", POSTROOM_LOG_LEVEL="INFO")
+    proc.start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(proc.base + "/api/v1/groups?marker=1") as response,
+        ):
+            assert response.status == 401
+    finally:
+        proc.signal(signal.SIGTERM)
+        assert proc.wait() == 0
+    records = []
+    for line in proc.output().splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+    access = [r for r in records if r["logger"] == "postroom.access"]
+    assert any(r["message"] == "GET /api/v1/groups" and r["status"] == 401 for r in access)
+    assert all(r["level"] in ("INFO", "WARNING", "ERROR") for r in records)
