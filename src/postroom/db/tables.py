@@ -214,6 +214,8 @@ emails = sa.Table(
     _fk("queue_id", "queues.id", ondelete="CASCADE"),
     _fk("inbox_id", "inboxes.id"),
     _fk("parent_id", "emails.id"),
+    # The user who imported it through POST /emails/import; null for mail received over SMTP.
+    _fk("creator_id", "users.id"),
     sa.Column("type", sa.String(20), nullable=False, default="incoming"),
     sa.Column("subject", sa.Text),
     sa.Column("from_email", sa.String(512), nullable=False, default=""),

@@ -1,0 +1,315 @@
+"""A raw message (RFC 5322 / MIME) → what Postroom keeps of it: addresses, bodies, files.
+
+Files are every part with a file name, plus document-like parts without one (a PDF sent
+`inline`, as Apple Mail does). Images of at most 100x100 px are dropped (signature logos; Pillow
+reads only the image header). Attached messages (`message/rfc822`, `*.eml`) are walked for their
+own files down to `MAX_DEPTH`. Zip archives are expanded (`smtp.zips`). A part whose base64 is
+broken is kept as a file with `status` `broken_encoding` (a document without annotation).
+
+Parsing is blocking and holds the message in memory: it runs in a worker thread, under the
+memory budget of `smtp.intake`.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import warnings
+from dataclasses import dataclass, field
+from email import errors, policy
+from email.headerregistry import Address
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parseaddr
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from postroom.smtp import zips
+
+log = logging.getLogger("postroom.smtp")
+
+MAX_DEPTH = 3  # attached messages inside attached messages
+MAX_FILES = 1000  # files kept from one message (zip members included)
+MAX_FILE_BYTES = 40 * 1024 * 1024  # "each file ≤ 40 MiB"
+BODY_BYTES = 4096  # body_text_plain / body_text_html are shortened to 4 kB
+TINY_IMAGE_PX = 100
+MAX_NAME_CHARS = 255
+
+BROKEN_ENCODING = "broken_encoding"
+TOO_LARGE = "too_large"
+
+# Parts without a file name that are documents all the same (besides image/*).
+_DOCUMENT_TYPES = frozenset(
+    {
+        "application/pdf",
+        "application/x-pdf",
+        "application/zip",
+        "application/x-zip-compressed",
+        "application/octet-stream",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/xml",
+        "application/json",
+        "application/edi-x12",
+        "application/edifact",
+        "text/xml",
+        "text/csv",
+    }
+)
+_SIGNATURE_TYPES = frozenset(
+    {
+        "application/pkcs7-signature",
+        "application/x-pkcs7-signature",
+        "application/pgp-signature",
+        "application/pgp-keys",
+        "application/ms-tnef",
+    }
+)
+_BASE64_DEFECTS = (errors.InvalidBase64CharactersDefect, errors.InvalidBase64LengthDefect)
+# The headers offered to datapoints as `email_header:<name>` (Rossum's list).
+RIR_HEADERS = ("from", "to", "reply-to", "subject", "message-id", "date")
+
+
+@dataclass
+class Found:
+    """One file found in a message."""
+
+    name: str
+    data: bytes
+    status: str | None = None  # set: kept as a document only, for this reason
+    members: list[Found] | None = None  # set for an expanded zip archive: its files
+
+
+@dataclass
+class ParsedMail:
+    subject: str
+    sender: dict[str, str]  # {"email", "name"} from the From header
+    to: list[dict[str, str]]
+    cc: list[dict[str, str]]
+    message_id: str | None
+    headers: dict[str, str]  # RIR_HEADERS present in the message, decoded
+    body_text_plain: str
+    body_text_html: str
+    auto_submitted: bool  # Auto-Submitted / Precedence: bulk mail never gets a notification
+    files: list[Found] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (name, why) not kept at all
+
+    @property
+    def file_count(self) -> int:
+        return sum(len(f.members) if f.members is not None else 1 for f in self.files)
+
+
+def safe_file_name(raw: str | None, fallback: str) -> str:
+    """The name of an attachment: `/`, `\\` and control characters become `_`."""
+    name = "".join(
+        "_" if ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 else ch for ch in (raw or "")
+    )
+    name = name.strip()
+    if not name or name in (".", ".."):
+        return fallback
+    if len(name) > MAX_NAME_CHARS:
+        _stem, dot, ext = name.rpartition(".")
+        keep = ext if dot and len(ext) <= 16 else ""
+        name = (name[: MAX_NAME_CHARS - len(keep) - 1] + "." + keep) if keep else name[:255]
+    return name
+
+
+def _shorten(text: str, limit: int = BODY_BYTES) -> str:
+    encoded = text.encode("utf-8", "replace")
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", "ignore")
+
+
+def _header(message: Message, name: str) -> str:
+    try:
+        value = message.get(name)
+    except (ValueError, IndexError, TypeError, errors.HeaderParseError):
+        return ""
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def _addresses(message: Message, name: str) -> list[dict[str, str]]:
+    try:
+        values = message.get_all(name) or []
+        pairs = getaddresses([str(v) for v in values])
+    except (ValueError, IndexError, TypeError, errors.HeaderParseError):
+        return []
+    return [{"email": addr, "name": display} for display, addr in pairs if "@" in addr]
+
+
+def _sender(message: Message) -> dict[str, str]:
+    raw = _header(message, "from")
+    try:
+        header = message.get("from")
+        found = list(getattr(header, "addresses", ()) or ())
+    except (ValueError, IndexError, TypeError, errors.HeaderParseError):
+        found = []
+    if found and isinstance(found[0], Address) and found[0].addr_spec:
+        return {"email": found[0].addr_spec, "name": found[0].display_name or ""}
+    display, addr = parseaddr(raw)
+    return {"email": addr, "name": display}
+
+
+def _is_auto_submitted(message: Message) -> bool:
+    auto = _header(message, "auto-submitted").lower()
+    precedence = _header(message, "precedence").lower()
+    return (auto not in ("", "no")) or precedence in ("bulk", "junk", "list")
+
+
+def _text_of(part: Message) -> str:
+    try:
+        content = part.get_content()  # type: ignore[attr-defined]
+        if isinstance(content, str):
+            return content
+    except (LookupError, ValueError, AttributeError, KeyError, errors.MessageError):
+        pass
+    payload = part.get_payload(decode=True)
+    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+
+
+def is_tiny_image(data: bytes) -> bool:
+    """An image of at most 100x100 px (read from its header only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(BytesIO(data)) as image:
+                width, height = image.size
+        except Exception:  # Pillow raises many kinds for non-images; any of them means "not one"
+            return False
+    return width <= TINY_IMAGE_PX and height <= TINY_IMAGE_PX
+
+
+class _Walker:
+    """Collects bodies and files while walking the MIME tree."""
+
+    def __init__(self) -> None:
+        self.plain: str | None = None
+        self.html: str | None = None
+        self.files: list[Found] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.count = 0
+
+    def walk(self, part: Message, depth: int) -> None:
+        ctype = part.get_content_type()
+        if part.is_multipart():
+            if ctype == "message/rfc822":
+                if depth >= MAX_DEPTH:
+                    self.skipped.append(("message/rfc822", "nested too deep"))
+                    return
+                depth += 1
+            payload = part.get_payload()
+            for sub in payload if isinstance(payload, list) else []:
+                if isinstance(sub, Message):
+                    self.walk(sub, depth)
+            return
+        self._leaf(part, ctype, depth)
+
+    def _leaf(self, part: Message, ctype: str, depth: int) -> None:
+        try:
+            raw_name = part.get_filename()
+        except (ValueError, IndexError, TypeError, LookupError, errors.HeaderParseError):
+            raw_name = None
+        disposition = part.get_content_disposition()
+        if ctype == "message/rfc822" or (raw_name or "").lower().endswith(".eml"):
+            self._attached_message(part, raw_name, depth)
+            return
+        is_text = ctype in ("text/plain", "text/html")
+        if raw_name is None and is_text and depth == 0 and disposition != "attachment":
+            self._body(part, ctype)
+            return
+        if raw_name is None and not _document_like(ctype):
+            return
+        if ctype in _SIGNATURE_TYPES:
+            return
+        self._file(part, raw_name, ctype)
+
+    def _body(self, part: Message, ctype: str) -> None:
+        if ctype == "text/plain" and self.plain is None:
+            self.plain = _text_of(part)
+        elif ctype == "text/html" and self.html is None:
+            self.html = _text_of(part)
+
+    def _attached_message(self, part: Message, raw_name: str | None, depth: int) -> None:
+        if depth >= MAX_DEPTH:
+            self.skipped.append((raw_name or "message/rfc822", "nested too deep"))
+            return
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes) or not data.strip():
+            return
+        inner = BytesParser(policy=policy.default).parsebytes(data)
+        self.walk(inner, depth + 1)
+
+    def _file(self, part: Message, raw_name: str | None, ctype: str) -> None:
+        self.count += 1
+        fallback = f"attachment-{self.count}{mimetypes.guess_extension(ctype) or ''}"
+        name = safe_file_name(raw_name, fallback)
+        if len(self.files) >= MAX_FILES:
+            self.skipped.append((name, "too many files"))
+            return
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            data = b""
+        if not data:
+            self.skipped.append((name, "empty"))
+            return
+        if len(data) > MAX_FILE_BYTES:
+            self.skipped.append((name, TOO_LARGE))
+            return
+        broken = any(isinstance(d, _BASE64_DEFECTS) for d in part.defects)
+        if broken:
+            self.files.append(Found(name, data, BROKEN_ENCODING))
+            return
+        if is_tiny_image(data):
+            self.skipped.append((name, "small image"))
+            return
+        if zips.is_archive(data):
+            self.files.append(_archive(name, data))
+            return
+        self.files.append(Found(name, data))
+
+
+def _document_like(ctype: str) -> bool:
+    return ctype.startswith("image/") or ctype in _DOCUMENT_TYPES
+
+
+def _archive(name: str, data: bytes) -> Found:
+    expanded = zips.expand(data)
+    if expanded.refused is not None:
+        return Found(name, data, expanded.refused)
+    members: list[Found] = []
+    for index, (member_name, content) in enumerate(expanded.members, start=1):
+        if not content or is_tiny_image(content):
+            continue
+        members.append(Found(safe_file_name(member_name, f"{name}-{index}"), content))
+    return Found(name, data, members=members)
+
+
+def parse_message(source: Path | bytes) -> ParsedMail:
+    """Parse a stored raw message (a path, or the bytes) into what Postroom records."""
+    parser = BytesParser(policy=policy.default)
+    if isinstance(source, bytes):
+        message: Any = parser.parsebytes(source)
+    else:
+        with open(source, "rb") as handle:
+            message = parser.parse(handle)
+    walker = _Walker()
+    walker.walk(message, 0)
+    headers = {name: _header(message, name) for name in RIR_HEADERS}
+    message_id = headers.get("message-id") or None
+    return ParsedMail(
+        subject=_header(message, "subject"),
+        sender=_sender(message),
+        to=_addresses(message, "to"),
+        cc=_addresses(message, "cc"),
+        message_id=message_id[:998] if message_id else None,
+        headers={k: v for k, v in headers.items() if v},
+        body_text_plain=_shorten(walker.plain or ""),
+        body_text_html=_shorten(walker.html or ""),
+        auto_submitted=_is_auto_submitted(message),
+        files=walker.files,
+        skipped=walker.skipped,
+    )
