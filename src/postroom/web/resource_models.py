@@ -10,7 +10,7 @@ An explicit `null` where the reference allows none is a 400 naming the field.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
 from pydantic import ConfigDict, StringConstraints
@@ -66,6 +66,7 @@ class InboxFilters(pydantic.BaseModel):
 class InboxBody(Body):
     name: Name = ""
     email_prefix: str = ""
+    email: Annotated[str, StringConstraints(max_length=254)] = ""
     queues: list[Reference] = []
     bounce_email_to: Annotated[str, StringConstraints(max_length=254)] | None = None
     bounce_unprocessable_attachments: bool = False
@@ -73,7 +74,7 @@ class InboxBody(Body):
     bounce_deleted_annotations: bool = False
     bounce_email_with_no_attachments: bool = True
     filters: InboxFilters = InboxFilters()
-    dmarc_check_action: str = "accept"
+    dmarc_check_action: Literal["accept", "drop"] = "accept"
     metadata: JsonObject = {}
 
 
