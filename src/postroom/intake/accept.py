@@ -107,6 +107,30 @@ async def queue_for_intake(
     return QueueForIntake(row.id, row.organization_id, row.schema_id, row.status, settings)
 
 
+async def find_identical(
+    conn: AsyncConnection, organization_id: int, sha256: str, file_name: str, *, lock: bool = False
+) -> int | None:
+    """The id of a document of the organization with these bytes and this name, if any.
+
+    `lock` (PostgreSQL, inside the creating transaction) serialises concurrent uploads of the
+    same bytes, so two `reject_identical` requests racing each other cannot both get in.
+    """
+    if lock and conn.dialect.name == "postgresql":
+        # Advisory lock keyed by the content: only requests with the same bytes wait.
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(int(sha256[:15], 16))))
+    d = t.documents.c
+    stmt = (
+        sa.select(d.id)
+        .where(
+            d.organization_id == organization_id,
+            d.sha256 == sha256,
+            d.original_file_name == file_name,
+        )
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).scalar()
+
+
 async def _insert(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> int:
     result = await conn.execute(table.insert().values(**values).returning(table.c.id))
     return int(result.scalar_one())

@@ -1,7 +1,224 @@
-"""REST endpoints for uploads (placeholder: filled in by its issue)."""
+"""REST endpoints that take files in: `POST /queues/{id}/upload[/{filename}]` (201 with results),
+`POST /uploads[/{filename}]?queue=` (202 with a task URL), and reading uploads back.
+
+Order of work per request (SPEC §4, §6): who and which queue (404/403/409 before a byte of the
+body is read) → stream the body into temp files under the size limit → validate the fields →
+make the blobs durable → one transaction creating every record → wake the workers → answer.
+Basic auth is accepted here, so integrations can post with `curl -u`.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postroom.db import tables as t
+from postroom.errors import BadRequest, Conflict, NotFound
+from postroom.intake.accept import (
+    Accepted,
+    Submission,
+    accept_files,
+    find_identical,
+    queue_for_intake,
+)
+from postroom.intake.receive_http import (
+    BodyRules,
+    ReceivedBody,
+    discard_quietly,
+    json_object_field,
+    receive_body,
+    store_files,
+    upload_values,
+)
+from postroom.permissions import Actor, visible_queues_clause
+from postroom.services import Services
+from postroom.web.auth import basic_auth_allowed
+from postroom.web.bodies import path_id, query_bool
+from postroom.web.intake_render import render_upload, upload_children
+from postroom.web.keys import actor, services
+from postroom.web.listing import Filter, apply_filters, apply_ordering, envelope, paginate
+from postroom.web.urls import Urls
 
 routes = web.RouteTableDef()
+
+MAX_VALUES_BYTES = 64 * 1024
+
+
+def upload_rules(svc: Services, path_filename: str | None) -> BodyRules:
+    limits = svc.settings.limits
+    return BodyRules(
+        max_body_bytes=limits.max_upload_bytes,
+        field_limits={"metadata": limits.max_metadata_bytes, "values": MAX_VALUES_BYTES},
+        path_filename=path_filename,
+    )
+
+
+async def check_queue_for_upload(svc: Services, who: Actor, queue_id: int) -> None:
+    """404 unknown or invisible queue, 403 a viewer, 409 a queue that is not active."""
+    q = t.queues.c
+    async with svc.db.reading() as conn:
+        visible = (
+            await conn.execute(
+                sa.select(q.id).where(
+                    q.id == queue_id,
+                    q.organization_id == who.organization_id,
+                    visible_queues_clause(who, q.id),
+                )
+            )
+        ).first()
+        if visible is None:
+            raise NotFound(f"Queue {queue_id} not found.")
+        who.require_importer()
+        await queue_for_intake(conn, who.organization_id, queue_id)
+
+
+async def receive_submission(
+    request: web.Request, queue_id: int, *, task_type: str | None, reject_identical: bool = False
+) -> Accepted:
+    """The whole intake of one request; returns once everything is durable and committed."""
+    svc, who = services(request), actor(request)
+    await check_queue_for_upload(svc, who, queue_id)
+    body = await receive_body(
+        request, svc.blobs, upload_rules(svc, request.match_info.get("filename"))
+    )
+    try:
+        metadata = json_object_field(body, "metadata")
+        values = upload_values(body)
+        if not body.files:
+            raise BadRequest(
+                "No file given: send it as a multipart part named content, or as the request body."
+            )
+        if reject_identical:
+            await _refuse_identical(svc, who, body)
+        stored = await store_files(body, svc.blobs)
+    except BaseException:
+        await discard_quietly(body)
+        raise
+    submission = Submission(
+        organization_id=who.organization_id,
+        queue_id=queue_id,
+        creator_id=who.user_id,
+        files=stored,
+        metadata=metadata,
+        rir_values=values,
+        task_type=task_type,
+    )
+    async with svc.db.transaction() as conn:
+        if reject_identical:
+            first = stored[0]
+            await _refuse_identical_in(
+                conn, svc, who, first.blob_key, first.original_file_name, lock=True
+            )
+        accepted = await accept_files(conn, submission)
+    svc.jobs_available.set()
+    return accepted
+
+
+async def _refuse_identical(svc: Services, who: Actor, body: ReceivedBody) -> None:
+    if len(body.files) != 1:
+        raise BadRequest("reject_identical: only one file may be uploaded per request.")
+    received = body.files[0]
+    async with svc.db.reading() as conn:
+        await _refuse_identical_in(conn, svc, who, received.writer.key, received.name)
+
+
+async def _refuse_identical_in(
+    conn: AsyncConnection, svc: Services, who: Actor, sha256: str, name: str, *, lock: bool = False
+) -> None:
+    existing = await find_identical(conn, who.organization_id, sha256, name, lock=lock)
+    if existing is not None:
+        raise Conflict(
+            f"reject_identical: a document with the same content and file name {name!r} "
+            f"already exists ({svc.urls.to('documents', existing)})."
+        )
+
+
+def _results(urls: Urls, accepted: Accepted) -> list[dict[str, str | None]]:
+    return [
+        {"annotation": urls.of("annotations", a), "document": urls.to("documents", d)}
+        for d, a in accepted.documents
+    ]
+
+
+@routes.post("/api/v1/queues/{id}/upload")
+@routes.post("/api/v1/queues/{id}/upload/{filename}")
+@basic_auth_allowed
+async def upload_to_queue(request: web.Request) -> web.Response:
+    """The deprecated Rossum import: 201 with one (annotation, document) pair per file."""
+    urls = services(request).urls
+    accepted = await receive_submission(request, path_id(request), task_type=None)
+    results = _results(urls, accepted)
+    first = results[0]
+    body = {"results": results, "annotation": first["annotation"], "document": first["document"]}
+    return web.json_response(body, status=201)
+
+
+@routes.post("/api/v1/uploads")
+@routes.post("/api/v1/uploads/{filename}")
+@basic_auth_allowed
+async def create_upload(request: web.Request) -> web.Response:
+    """202 with the task URL; `results` too, since the records exist by the time we answer."""
+    urls = services(request).urls
+    raw_queue = request.query.get("queue")
+    if not raw_queue:
+        raise BadRequest("queue: required query parameter (…/uploads?queue=<id>).")
+    queue_id = urls.id_from(raw_queue, "queues", "queue")
+    reject_identical = query_bool(request, "reject_identical")
+    accepted = await receive_submission(
+        request, queue_id, task_type="upload_created", reject_identical=reject_identical
+    )
+    assert accepted.task_id is not None
+    body = {"url": urls.to("tasks", accepted.task_id), "results": _results(urls, accepted)}
+    return web.json_response(body, status=202)
+
+
+def _visible_uploads(who: Actor) -> sa.ColumnElement[bool]:
+    u = t.uploads.c
+    return sa.and_(u.organization_id == who.organization_id, visible_queues_clause(who, u.queue_id))
+
+
+async def _render_rows(conn: AsyncConnection, urls: Urls, rows: list[Any]) -> list[dict[str, Any]]:
+    children = await upload_children(conn, [row.id for row in rows])
+    return [render_upload(urls, row, *children[row.id]) for row in rows]
+
+
+UPLOAD_FILTERS = (
+    Filter("id", t.uploads.c.id),
+    Filter("queue", t.uploads.c.queue_id),
+    Filter("creator", t.uploads.c.creator_id),
+    Filter("email", t.uploads.c.email_id),
+    Filter("created_at_before", t.uploads.c.created_at, "before"),
+    Filter("created_at_after", t.uploads.c.created_at, "after"),
+)
+UPLOAD_ORDERING = {"id": t.uploads.c.id, "created_at": t.uploads.c.created_at}
+
+
+@routes.get("/api/v1/uploads")
+async def list_uploads(request: web.Request) -> web.Response:
+    svc, who = services(request), actor(request)
+    stmt = sa.select(t.uploads).where(_visible_uploads(who))
+    stmt = apply_filters(stmt, request.query, UPLOAD_FILTERS)
+    stmt = apply_ordering(stmt, request.query.get("ordering"), UPLOAD_ORDERING, [t.uploads.c.id])
+    async with svc.db.reading() as conn:
+        rows, pagination = await paginate(conn, request, svc.urls.base, stmt)
+        results = await _render_rows(conn, svc.urls, rows)
+    return web.json_response(envelope(pagination, results))
+
+
+@routes.get("/api/v1/uploads/{id}")
+async def retrieve_upload(request: web.Request) -> web.Response:
+    svc, who = services(request), actor(request)
+    upload_id = path_id(request)
+    async with svc.db.reading() as conn:
+        row = (
+            await conn.execute(
+                sa.select(t.uploads).where(t.uploads.c.id == upload_id, _visible_uploads(who))
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"Upload {upload_id} not found.")
+        (result,) = await _render_rows(conn, svc.urls, [row])
+    return web.json_response(result)
