@@ -1,14 +1,72 @@
-"""SMTP listener (placeholder until the SMTP issue)."""
+"""The SMTP listener component: aiosmtpd served by `loop.create_server` on the service's own loop.
+
+Not aiosmtpd's threaded `Controller`: sessions share the loop (and the database pool) with the
+HTTP API and the workers. `start_smtp` binds `smtp.host:smtp.port` (port 0 picks a free one and
+`services.smtp_port` says which), and returns the stop function: stop accepting, answer 421 to
+idle sessions, let deliveries in flight commit, then close every connection and wait for the
+notices still being sent.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
+from postroom.config import SmtpSettings
 from postroom.services import Services
+from postroom.smtp.handler import InboxHandler
+from postroom.smtp.intake import MailIntake
+from postroom.smtp.notify import Notifier
+from postroom.smtp.session import PostroomSMTP, SessionRegistry
+
+log = logging.getLogger("postroom.smtp")
+
+# Deliveries already past DATA get this long to commit at shutdown (they are fsync + one commit).
+STOP_GRACE_S = 30.0
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    if not settings.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
 
 
 async def start_smtp(services: Services) -> Callable[[], Awaitable[None]]:
+    settings = services.settings.smtp
+    if not settings.enabled:
+
+        async def nothing() -> None:
+            return None
+
+        return nothing
+    loop = asyncio.get_running_loop()
+    context = tls_context(settings)
+    notifier = Notifier(services)
+    handler = InboxHandler(services, MailIntake(services, notifier), starttls=context is not None)
+    registry = SessionRegistry()
+
+    def factory() -> PostroomSMTP:
+        return PostroomSMTP(
+            handler,
+            settings=settings,
+            blobs=services.blobs,
+            registry=registry,
+            tls_context=context,
+            loop=loop,
+        )
+
+    server = await loop.create_server(factory, host=settings.host, port=settings.port)
+    services.smtp_port = server.sockets[0].getsockname()[1]
+    log.info("SMTP listening on %s:%s", settings.host, services.smtp_port)
+
     async def stop() -> None:
-        return None
+        server.close()
+        await registry.close(STOP_GRACE_S)
+        await notifier.drain(10.0)
+        await server.wait_closed()
 
     return stop

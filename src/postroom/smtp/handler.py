@@ -1,0 +1,145 @@
+"""The aiosmtpd hooks: what EHLO advertises, which MAIL and RCPT commands are accepted, and
+what a delivered message becomes.
+
+- EHLO: SIZE <smtp.max_message_bytes>, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, and STARTTLS
+  when a certificate is configured (never AUTH: Postroom takes mail for its inboxes only).
+- MAIL: `SIZE=` over the limit → 552 5.3.4; per-address message rate limit → 451 4.7.1.
+- RCPT: an inbox of an `active` queue (case-insensitive) → 250; an inbox whose queue is being
+  deleted → 550 5.2.1; anything else → 550 5.1.1. Postroom never relays.
+- DATA (after `session.PostroomSMTP` spooled the message into a durable blob): `intake.deliver`;
+  250 only once every record is committed, 451 4.3.0 on any failure of ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from postroom import metrics
+from postroom.services import Services
+from postroom.smtp import replies
+from postroom.smtp.intake import IncomingMail, MailIntake, lookup
+
+if TYPE_CHECKING:
+    from postroom.smtp.session import MailEnvelope
+
+log = logging.getLogger("postroom.smtp")
+
+MAX_RECIPIENTS = 100
+
+
+def _size_param(mail_options: list[str]) -> int | bool | None:
+    """The `SIZE=` MAIL parameter: its value, None when absent, False when malformed."""
+    for option in mail_options:
+        key, _, value = option.partition("=")
+        if key.upper() == "SIZE":
+            return int(value) if value.isdigit() else False
+    return None
+
+
+class InboxHandler:
+    def __init__(self, services: Services, intake: MailIntake, *, starttls: bool) -> None:
+        self.services = services
+        self.intake = intake
+        self.max_bytes = services.settings.smtp.max_message_bytes
+        self.starttls = starttls
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        lines = [responses[0].replace("250 ", "250-", 1)]
+        lines += [f"250-SIZE {self.max_bytes}", "250-8BITMIME", "250-SMTPUTF8"]
+        if self.starttls and not getattr(server, "_tls_protocol", None):
+            lines.append("250-STARTTLS")
+        lines += ["250-ENHANCEDSTATUSCODES", "250 HELP"]
+        return lines
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: MailEnvelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        size = _size_param(mail_options)
+        if size is False:
+            return replies.BAD_SIZE_PARAM
+        if isinstance(size, int) and size > self.max_bytes:
+            metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="too_large").inc()
+            return replies.SIZE_EXCEEDED
+        if not self.services.rate_limits.smtp_message_allowed(peer_address(session.peer)):
+            metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="rate_limited").inc()
+            return replies.RATE_LIMITED_MESSAGES
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return replies.SENDER_OK
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: MailEnvelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if len(envelope.targets) >= MAX_RECIPIENTS:
+            return replies.TOO_MANY_RECIPIENTS
+        try:
+            async with self.services.db.reading() as conn:
+                found = await lookup(conn, address)
+        except Exception:  # any database fault: the sender retries later
+            log.exception("recipient lookup failed for %r", address)
+            return replies.LOOKUP_FAILED
+        if found.target is None:
+            reason = "unknown_recipient" if found.queue_status is None else "queue_deleted"
+            metrics.SMTP_MESSAGES.labels(outcome="rejected", reason=reason).inc()
+            if found.queue_status is None:
+                return replies.UNKNOWN_RECIPIENT
+            return replies.QUEUE_DELETED
+        if all(t.inbox_id != found.target.inbox_id for t in envelope.targets):
+            envelope.targets.append(found.target)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return replies.RECIPIENT_OK
+
+    async def handle_VRFY(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str
+    ) -> str:
+        return replies.VRFY_REFUSED
+
+    async def deliver(self, envelope: MailEnvelope, raw_key: str, raw_size: int) -> str:
+        """Records for a spooled message; the reply to send (250 only after the commit)."""
+        mail = IncomingMail(
+            raw_key=raw_key,
+            raw_size=raw_size,
+            mail_from=envelope.mail_from or "",
+            targets=list(envelope.targets),
+        )
+        try:
+            await self.intake.deliver(mail)
+        except Exception as error:  # every failure of ours is transient for the sender
+            reply = replies.for_error(error)
+            if reply == replies.STORAGE_FAILED:
+                log.exception("storing a message failed; answering 451")
+                metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="internal_error").inc()
+            else:
+                metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="queue_deleted").inc()
+            return reply
+        return replies.STORED
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session error", exc_info=error)
+        return replies.STORAGE_FAILED
+
+
+def peer_address(peer: Any) -> str:
+    return peer[0] if isinstance(peer, tuple) and peer else str(peer)
