@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from postroom.accounts import BasicCredentialCache
 from postroom.config import Settings
@@ -25,3 +26,5 @@ class Services:
     jobs_available: asyncio.Event = field(default_factory=asyncio.Event)
     # Filled in by the SMTP component once it has bound its socket.
     smtp_port: int | None = None
+    # The SMTP component's mail intake (smtp.intake.MailIntake), shared with POST /emails/import.
+    mail_intake: Any = None
