@@ -133,7 +133,7 @@ def _columns(svc: Services, sent: dict[str, Any]) -> dict[str, Any]:
     """Column values from the plain fields sent (address and queues are handled apart)."""
     values = {k: v for k, v in sent.items() if k not in ("email", "email_prefix", "queues")}
     if "filters" in sent:
-        values["filters"] = sent["filters"].model_dump()
+        values["filters"] = sent["filters"].model_dump(exclude_unset=True)
     bounce_to = sent.get("bounce_email_to")
     if bounce_to and "@" not in bounce_to:
         raise BadRequest(f"bounce_email_to: {bounce_to!r} is not an email address.")
