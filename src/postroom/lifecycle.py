@@ -207,7 +207,7 @@ async def move(
     stmt = (
         t.annotations.update()
         .where(a.id == annotation_id, a.status.in_(sources), *where)
-        .values(**stamps(target, actor_id, now), **(values or {}))
+        .values({**stamps(target, actor_id, now), **(values or {})})
     )
     result = await conn.execute(stmt)
     if result.rowcount != 1:
@@ -233,7 +233,7 @@ async def move_where(
     stmt = (
         t.annotations.update()
         .where(a.status.in_(sources), *where)
-        .values(**stamps(target, actor_id, now), **(values or {}))
+        .values({**stamps(target, actor_id, now), **(values or {})})
         .returning(a.id)
     )
     moved = [int(i) for i in (await conn.execute(stmt)).scalars()]

@@ -1,0 +1,97 @@
+"""Purging: wipe an annotation's data and its document's bytes, keeping the records (`purged`).
+
+Used by `POST /annotations/purge_deleted` and by the data-retention duty (queue
+`document_lifetime`). Work goes in batches, one short transaction each: the annotations move to
+`purged` (content wiped), their documents lose file name and blob key; after the commit, blobs
+that no document or email references any more are deleted from the store. The bytes are
+content-addressed and may be shared by several documents, so a blob goes only with its last
+reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postroom import lifecycle
+from postroom.db import tables as t
+from postroom.services import Services
+
+BATCH = 500
+
+a = t.annotations.c
+d = t.documents.c
+
+
+async def purge_annotations(
+    svc: Services,
+    *where: sa.ColumnElement[bool],
+    actor_id: int | None,
+    only_from: Iterable[str] | None = None,
+) -> int:
+    """Purge every annotation matching `where` (and `only_from` statuses); returns how many."""
+    sources = sorted(lifecycle.sources_of("purged") & frozenset(only_from or lifecycle.STATUSES))
+    total = 0
+    while True:
+        async with svc.db.transaction() as conn:
+            pick = sa.select(a.id).where(a.status.in_(sources), *where).order_by(a.id).limit(BATCH)
+            if svc.db.is_postgres:
+                pick = pick.with_for_update(skip_locked=True)
+            ids = [int(i) for i in (await conn.execute(pick)).scalars()]
+            if not ids:
+                return total
+            moved = await lifecycle.move_where(
+                conn,
+                "purged",
+                a.id.in_(ids),
+                actor_id=actor_id,
+                only_from=sources,
+                values={"content": [], "messages": []},
+            )
+            keys = await _wipe_documents(conn, moved)
+        total += len(moved)
+        await release_blobs(svc, keys)
+
+
+async def _wipe_documents(conn: AsyncConnection, annotation_ids: list[int]) -> set[str]:
+    """Forget the file names and bytes of these annotations' documents; returns their blob keys."""
+    if not annotation_ids:
+        return set()
+    docs = sa.select(a.document_id).where(a.id.in_(annotation_ids)).scalar_subquery()
+    keys = {
+        key
+        for key in (
+            await conn.execute(sa.select(d.s3_name).where(d.id.in_(docs), d.s3_name.is_not(None)))
+        ).scalars()
+    }
+    await conn.execute(
+        t.documents.update().where(d.id.in_(docs)).values(s3_name=None, original_file_name="")
+    )
+    return keys
+
+
+async def release_blobs(svc: Services, keys: Collection[str]) -> int:
+    """Delete the blobs among `keys` that no document and no stored email references; returns
+    how many were deleted."""
+    deleted = 0
+    pending = sorted(keys)
+    for start in range(0, len(pending), BATCH):
+        chunk = pending[start : start + BATCH]
+        async with svc.db.reading() as conn:
+            in_use = set(
+                (
+                    await conn.execute(
+                        sa.union(
+                            sa.select(d.s3_name).where(d.s3_name.in_(chunk)),
+                            sa.select(t.emails.c.raw_blob).where(t.emails.c.raw_blob.in_(chunk)),
+                        )
+                    )
+                ).scalars()
+            )
+        for key in chunk:
+            if key not in in_use:
+                await svc.blobs.delete(key)
+                deleted += 1
+    return deleted
