@@ -12,6 +12,7 @@ from postroom.ratelimit import address_rate_limit, rate_limit_middleware
 from postroom.services import Services
 from postroom.web import (
     annotations,
+    apidocs,
     auth,
     documents,
     emails,
@@ -53,6 +54,7 @@ ROUTE_MODULES = (
     review,
     export,
     metrics,
+    apidocs,
 )
 
 

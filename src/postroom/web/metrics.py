@@ -18,6 +18,7 @@ from postroom import metrics
 from postroom.errors import AuthenticationFailed, NotFound
 from postroom.web.auth import public
 from postroom.web.keys import services
+from postroom.web.openapi import operation
 
 routes = web.RouteTableDef()
 
@@ -30,7 +31,9 @@ def _check_scraper(request: web.Request, token: str) -> None:
 
 @routes.get("/metrics")
 @public
+@operation(responses={200: "Prometheus text format 0.0.4."}, response_media=("text/plain",))
 async def prometheus_metrics(request: web.Request) -> web.Response:
+    """Prometheus metrics of this instance (plus the shared pipeline gauges)."""
     svc = services(request)
     settings = svc.settings.metrics
     if not settings.enabled:
