@@ -3,8 +3,12 @@ deletion, templates and duplication (SQLite by default; PostgreSQL with POSTROOM
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -515,3 +519,20 @@ async def test_queue_users_match_user_queues(admin: Api, server: RunningServer) 
     await annotator.get(f"/queues/{queue['id']}", expect=200)
     await admin.patch(f"/queues/{queue['id']}", json={"users": []}, expect=200)
     await annotator.get(f"/queues/{queue['id']}", expect=404)
+
+
+async def test_postroom_cli_creates_a_queue(admin: Api, server: RunningServer) -> None:
+    """`postroom queue create --name N` makes a queue with an inbox that the API then shows."""
+    env = {**os.environ, "POSTROOM_STORAGE_DATA_DIR": str(server.data_dir)}
+    env["POSTROOM_DATABASE_URL"] = server.settings.database_url
+    postroom = Path(sys.executable).with_name("postroom")
+    process = await asyncio.create_subprocess_exec(
+        str(postroom), "queue", "create", "--name", "Made by CLI", "--schema", "1",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, err.decode()
+    queue_id, name, email = out.decode().strip().split("\t")
+    assert name == "Made by CLI" and email.startswith("made-by-cli-")
+    _, queue = await admin.get(f"/queues/{queue_id}", expect=200)
+    assert queue["schema"].endswith("/schemas/1") and queue["inbox"] is not None

@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     queue.add_parser("list", help="list queues with their inbox addresses")
+    queue_create = queue.add_parser("create", help="create a queue with an inbox")
+    queue_create.add_argument("--name", required=True)
+    queue_create.add_argument(
+        "--schema", type=int, help="schema id (default: a new invoice schema)"
+    )
     return parser
 
 
@@ -102,6 +107,8 @@ async def _with_db(settings: Settings, work: str, args: argparse.Namespace) -> N
             await _user_password(db, args)
         elif work == "queue list":
             await _queue_list(db)
+        elif work == "queue create":
+            await _queue_create(db, settings, args)
     finally:
         await db.dispose()
 
@@ -163,6 +170,46 @@ async def _queue_list(db: Database) -> None:
         )
         for row in rows:
             print(f"{row.id}\t{row.name}\t{row.status}\t{row.email or '-'}")
+
+
+async def _queue_create(db: Database, settings: Settings, args: argparse.Namespace) -> None:
+    from postroom import organization
+
+    name = args.name.strip()
+    if not name or len(name) > 255:
+        raise SystemExit("postroom: --name must be 1 to 255 characters")
+    async with db.transaction() as conn:
+        org = (await conn.execute(sa.select(t.organizations.c.id).order_by("id").limit(1))).first()
+        if org is None:
+            raise SystemExit("postroom: no organization yet; run `postroom serve` once first")
+        schema_id = args.schema
+        if schema_id is None:
+            schema = organization.load_template("default_schema")
+            schema_id = await organization.insert_returning_id(
+                conn, t.schemas, organization_id=org.id, name=f"{name} schema"[:255],
+                content=schema["content"], modified_at=utcnow(),
+            )  # fmt: skip
+        elif (
+            await conn.execute(
+                sa.select(t.schemas.c.id).where(
+                    t.schemas.c.id == schema_id, t.schemas.c.organization_id == org.id
+                )
+            )
+        ).first() is None:
+            raise SystemExit(f"postroom: no schema with id {schema_id}")
+        workspace_id = await conn.scalar(
+            sa.select(t.workspaces.c.id).where(t.workspaces.c.organization_id == org.id).limit(1)
+        )
+        prefix = organization.email_prefix_from(name)
+        inbox_id = await organization.create_inbox(
+            conn, org.id, f"{name} inbox"[:255], prefix, settings.smtp.domain
+        )
+        queue_id = await organization.create_queue(
+            conn, org.id, name=name, schema_id=schema_id, workspace_id=workspace_id,
+            inbox_id=inbox_id,
+        )  # fmt: skip
+        email = await conn.scalar(sa.select(t.inboxes.c.email).where(t.inboxes.c.id == inbox_id))
+    print(f"{queue_id}\t{name}\t{email}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
