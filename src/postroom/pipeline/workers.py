@@ -43,10 +43,17 @@ RUN_BUDGET_OF_LEASE = 0.8
 
 class WorkerPool:
     def __init__(
-        self, services: Services, handlers: Mapping[str, JobHandler] = JOB_HANDLERS
+        self,
+        services: Services,
+        handlers: Mapping[str, JobHandler] = JOB_HANDLERS,
+        *,
+        size: int | None = None,
+        stop_grace_s: float = STOP_GRACE_S,
     ) -> None:
         self.services = services
         self.settings = services.settings.pipeline
+        self.size = self.settings.workers if size is None else size
+        self.stop_grace_s = stop_grace_s
         self.handlers = handlers
         self.identity = WorkerIdentity.new()
         self.worker = str(self.identity)
@@ -67,7 +74,7 @@ class WorkerPool:
 
     async def _dispatch(self) -> None:
         while True:
-            free = self.settings.workers - len(self._running)
+            free = self.size - len(self._running)
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
@@ -161,7 +168,7 @@ class WorkerPool:
                 await self._dispatcher
             self._dispatcher = None
         if self._running:
-            await asyncio.wait(list(self._running), timeout=STOP_GRACE_S)
+            await asyncio.wait(list(self._running), timeout=self.stop_grace_s)
         unfinished = dict(self._running)
         for task in unfinished:
             task.cancel()
