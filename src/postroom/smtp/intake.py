@@ -83,7 +83,8 @@ class IncomingMail:
 class Delivered:
     email_ids: list[int] = field(default_factory=list)
     task_ids: list[int] = field(default_factory=list)
-    duplicates: int = 0
+    # Emails already stored from an earlier copy of the same message (a resend).
+    duplicate_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class MailIntake:
                 )
             for target in mail.targets:
                 await self._deliver_to(conn, mail, target, parsed, kept, delivered, notices)
-            if not delivered.email_ids and not delivered.duplicates:
+            if not delivered.email_ids and not delivered.duplicate_ids:
                 raise ConflictStatus("No recipient inbox belongs to an active queue any more.")
         self.services.jobs_available.set()
         for notice in notices:
@@ -226,8 +227,9 @@ class MailIntake:
         delivered: Delivered,
         notices: list[notify.Notice],
     ) -> None:
-        if await _already_stored(conn, target.inbox_id, parsed.message_id, mail.raw_key):
-            delivered.duplicates += 1
+        earlier = await _already_stored(conn, target.inbox_id, parsed.message_id, mail.raw_key)
+        if earlier is not None:
+            delivered.duplicate_ids.append(earlier)
             return
         place = await _inbox_and_queue(conn, target)
         if place is None:
@@ -288,7 +290,7 @@ class MailIntake:
     def _count(self, parsed: ParsedMail, kept: list[_Kept], delivered: Delivered) -> None:
         if delivered.email_ids:
             metrics.SMTP_MESSAGES.labels(outcome="accepted", reason="stored").inc()
-        elif delivered.duplicates:
+        elif delivered.duplicate_ids:
             metrics.SMTP_MESSAGES.labels(outcome="accepted", reason="duplicate").inc()
         stored = [k.file for k in kept] + [m for k in kept for m in (k.members or [])]
         metrics.UPLOADED_FILES.labels(channel="smtp").inc(len(stored) * len(delivered.email_ids))
@@ -305,11 +307,12 @@ def _lock_key(mail: IncomingMail) -> int:
 
 async def _already_stored(
     conn: AsyncConnection, inbox_id: int, message_id: str | None, raw_sha256: str
-) -> bool:
+) -> int | None:
+    """The email an earlier copy of this message became in this inbox, if any."""
     e = t.emails.c
     same_id = e.message_id.is_(None) if message_id is None else e.message_id == message_id
     stmt = sa.select(e.id).where(e.inbox_id == inbox_id, e.raw_sha256 == raw_sha256, same_id)
-    return (await conn.execute(stmt.limit(1))).first() is not None
+    return await conn.scalar(stmt.order_by(e.id).limit(1))
 
 
 async def _inbox_and_queue(

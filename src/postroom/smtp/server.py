@@ -37,16 +37,19 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
 
 async def start_smtp(services: Services) -> Callable[[], Awaitable[None]]:
     settings = services.settings.smtp
+    notifier = Notifier(services)
+    intake = MailIntake(services, notifier)
+    # POST /emails/import delivers through the same intake, with or without the listener.
+    services.mail_intake = intake
     if not settings.enabled:
 
-        async def nothing() -> None:
-            return None
+        async def drain_only() -> None:
+            await notifier.drain(10.0)
 
-        return nothing
+        return drain_only
     loop = asyncio.get_running_loop()
     context = tls_context(settings)
-    notifier = Notifier(services)
-    handler = InboxHandler(services, MailIntake(services, notifier), starttls=context is not None)
+    handler = InboxHandler(services, intake, starttls=context is not None)
     registry = SessionRegistry()
 
     def factory() -> PostroomSMTP:
