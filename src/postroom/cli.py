@@ -1,4 +1,4 @@
-"""The command line: `postroom serve | migrate | config | user ... | queue ...`."""
+"""The command line: `postroom serve | migrate | config | upload | user ... | queue ...`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from postroom import accounts
+from postroom import accounts, uploader
 from postroom.clock import utcnow
 from postroom.config import ConfigError, Settings, load_settings, render_default_toml
 from postroom.db import tables as t
@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="run HTTP, SMTP and the pipeline (migrates first)")
     sub.add_parser("migrate", help="apply database migrations and exit")
     sub.add_parser("config", help="print the default configuration file")
+    uploader.add_arguments(sub.add_parser("upload", help="upload files to a queue via the API"))
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a user")
@@ -214,6 +215,8 @@ async def _queue_create(db: Database, settings: Settings, args: argparse.Namespa
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "upload":  # a client of a running server: needs no server settings
+        return uploader.main(args)
     if args.command == "config":
         sys.stdout.write(render_default_toml())
         return 0
