@@ -42,11 +42,17 @@ async def insert_rows(server: RunningServer, table: Any, rows: list[dict[str, An
     return ids
 
 
-async def add_hooks(server: RunningServer, count: int) -> list[str]:
-    ids = await insert_rows(
-        server, t.hooks, [{"organization_id": 1, "name": f"hook {i}"} for i in range(count)]
-    )
-    return [f"{server.api_url}/hooks/{i}" for i in ids]
+async def add_hooks(admin: Api, count: int) -> list[str]:
+    urls = []
+    for i in range(count):
+        _, hook = await admin.post(
+            "/hooks",
+            json={"name": f"hook {i}", "type": "webhook", "events": ["annotation_status"],
+                  "config": {"url": f"https://example.com/hook/{i}"}},
+            expect=201,
+        )  # fmt: skip
+        urls.append(hook["url"])
+    return urls
 
 
 async def add_annotations(
@@ -251,7 +257,7 @@ async def test_duplicate_example_copies_everything_by_default(
     admin: Api, server: RunningServer
 ) -> None:
     """duplicate copies settings, users and hooks; the copy has its own schema and inbox address."""
-    hooks = await add_hooks(server, 2)
+    hooks = await add_hooks(admin, 2)
     source = await first_queue(admin)
     await admin.patch(
         f"/queues/{source['id']}",
@@ -278,7 +284,7 @@ async def test_duplicate_example_copies_everything_by_default(
 
 async def test_duplicate_honours_copy_flags(admin: Api, server: RunningServer) -> None:
     """copy_* flags set to false leave hooks, users, automation and email settings behind."""
-    hooks = await add_hooks(server, 1)
+    hooks = await add_hooks(admin, 1)
     source = await first_queue(admin)
     await admin.patch(
         f"/queues/{source['id']}",
@@ -376,7 +382,7 @@ async def test_accepted_formats_are_stored_and_normalised(
     admin: Api, server: RunningServer
 ) -> None:
     """Durations, the webhooks alias, users, settings wildcards and metadata round-trip."""
-    hooks = await add_hooks(server, 2)
+    hooks = await add_hooks(admin, 2)
     queue = await new_queue(
         admin,
         document_lifetime="90 00:00:00",
@@ -536,3 +542,29 @@ async def test_postroom_cli_creates_a_queue(admin: Api, server: RunningServer) -
     assert name == "Made by CLI" and email.startswith("made-by-cli-")
     _, queue = await admin.get(f"/queues/{queue_id}", expect=200)
     assert queue["schema"].endswith("/schemas/1") and queue["inbox"] is not None
+
+
+async def test_other_organizations_are_invisible(admin: Api, server: RunningServer) -> None:
+    """A queue or schema of another organization answers 404 / 400, and is never listed."""
+    now = utcnow()
+    [org] = await insert_rows(server, t.organizations, [{"name": "Other", "created_at": now}])
+    [schema] = await insert_rows(
+        server, t.schemas, [{"organization_id": org, "name": "S", "content": []}]
+    )
+    [queue] = await insert_rows(
+        server,
+        t.queues,
+        [{"organization_id": org, "name": "Theirs", "schema_id": schema, "created_at": now}],
+    )
+    status, body = await admin.get(f"/queues/{queue}")
+    assert status == 404 and body["code"] == "not_found"
+    await admin.patch(f"/queues/{queue}", json={"name": "Mine"}, expect=404)
+    await admin.post(f"/queues/{queue}/duplicate", json={}, expect=404)
+    _, listing = await admin.get(f"/queues?id={queue}", expect=200)
+    assert listing["pagination"]["total"] == 0
+    status, body = await admin.post(
+        "/queues", json={"name": "Q", "schema": f"{server.api_url}/schemas/{schema}"}
+    )
+    assert status == 400 and "schema" in body["detail"]
+    status, body = await admin.post("/queues", json={"name": "Q", "schema": True})
+    assert status == 400 and "schema" in body["detail"]

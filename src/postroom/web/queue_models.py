@@ -2,8 +2,8 @@
 
 Bodies are validated field by field (a 400 names the field); unknown and read-only fields
 (`id`, `url`, `counts`, `status`, …) are ignored so a client can PUT back an object it GETs.
-References (schema, workspace, inbox, users, hooks) are only shaped here; whether they exist
-in the caller's organization is checked against the database by `web.queues`.
+References (schema, workspace, inbox, users, hooks) are parsed, and checked to exist in the
+caller's organization, by `web.queue_changes`.
 """
 
 from __future__ import annotations
@@ -114,7 +114,8 @@ NON_NULLABLE = (
 )
 
 Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
-Reference = StrictStr | int
+# A URL (or bare id) of another object: parsed by `Urls.id_from`, whose 400 names the field.
+Reference = Any
 UrlText = Annotated[StrictStr, Field(max_length=1000)]
 
 
@@ -124,13 +125,13 @@ class QueueBody(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     name: Name | None = None
-    workspace: Reference | None = None
+    workspace: Reference = None
     connector: UrlText | None = None
-    hooks: list[Reference] | None = None
-    webhooks: list[Reference] | None = None
-    schema_: Reference | None = Field(None, alias="schema")
-    inbox: Reference | None = None
-    users: list[Reference] | None = None
+    hooks: Reference = None
+    webhooks: Reference = None
+    schema_: Reference = Field(None, alias="schema")
+    inbox: Reference = None
+    users: Reference = None
     session_timeout: StrictStr | None = None
     rir_url: UrlText | None = None
     rir_params: Annotated[StrictStr, Field(max_length=4000)] | None = None
@@ -214,7 +215,7 @@ class FromTemplateBody(BaseModel):
 
     name: Name
     template_name: StrictStr
-    workspace: Reference | None = None
+    workspace: Reference = None
     include_documents: StrictBool = False
     engine: UrlText | None = None
     # Postroom: a queue from a template is ready for mail unless the caller opts out.

@@ -276,7 +276,7 @@ async def delete_queue(request: web.Request) -> web.Response:
         if row.status != "active":
             raise ConflictStatus(f"Queue {queue_id} is already being deleted ({row.status}).")
         # The reference: deletion unlinks the workspace at once, and import stops at once.
-        await conn.execute(
+        changed = await conn.execute(
             q.update()
             .where(q.c.id == queue_id, q.c.status == "active")
             .values(
@@ -287,6 +287,9 @@ async def delete_queue(request: web.Request) -> web.Response:
                 modified_at=now,
             )
         )
+        if changed.rowcount != 1:
+            # A concurrent DELETE (PostgreSQL) marked it between our read and our update.
+            raise ConflictStatus(f"Queue {queue_id} is already being deleted.")
     return web.Response(status=202)
 
 
