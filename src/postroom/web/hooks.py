@@ -185,23 +185,23 @@ def _columns(urls: Urls, sent: dict[str, Any], current: Any = None) -> dict[str,
     return values
 
 
-async def _check_references(
-    conn: AsyncConnection,
-    urls: Urls,
-    who: Actor,
-    hook_id: int,
-    sent: dict[str, Any],
-    values: dict[str, Any],
-) -> None:
+async def _check_token_owner(conn: AsyncConnection, who: Actor, values: dict[str, Any]) -> None:
     owner = values.get("token_owner_id")
-    if owner is not None:
-        found = await conn.execute(
-            sa.select(t.users.c.id).where(
-                t.users.c.id == owner, t.users.c.organization_id == who.organization_id
-            )
+    if owner is None:
+        return
+    found = await conn.execute(
+        sa.select(t.users.c.id).where(
+            t.users.c.id == owner, t.users.c.organization_id == who.organization_id
         )
-        if found.first() is None:
-            raise BadRequest(f"token_owner: user {owner} does not exist.")
+    )
+    if found.first() is None:
+        raise BadRequest(f"token_owner: user {owner} does not exist.")
+
+
+async def _link(
+    conn: AsyncConnection, urls: Urls, who: Actor, hook_id: int, sent: dict[str, Any]
+) -> None:
+    """Store `run_after` and `queues` once the hook row exists (both are checked first)."""
     if "run_after" in sent:
         wanted = list(dict.fromkeys(urls.ids_from(sent["run_after"], "hooks", "run_after")))
         if hook_id in wanted:
@@ -232,6 +232,7 @@ async def create_hook(request: web.Request) -> web.Response:
     values = _columns(svc.urls, sent)
     now = utcnow()
     async with svc.db.transaction() as conn:
+        await _check_token_owner(conn, who, values)
         hook_id = await insert_returning_id(
             conn,
             h,
@@ -242,7 +243,7 @@ async def create_hook(request: web.Request) -> web.Response:
             modified_at=now,
             **values,
         )
-        await _check_references(conn, svc.urls, who, hook_id, sent, values)
+        await _link(conn, svc.urls, who, hook_id, sent)
         body = await _hook_json(conn, svc.urls, who, hook_id)
     return web.json_response(body, status=201)
 
@@ -259,12 +260,13 @@ async def _update_hook(request: web.Request, *, partial: bool) -> web.Response:
     async with svc.db.transaction() as conn:
         row = await _hook_row(conn, who, hook_id)
         values = _columns(svc.urls, sent, row)
+        await _check_token_owner(conn, who, values)
         await conn.execute(
             h.update()
             .where(h.c.id == hook_id)
             .values(**values, modified_by_id=who.user_id, modified_at=utcnow())
         )
-        await _check_references(conn, svc.urls, who, hook_id, sent, values)
+        await _link(conn, svc.urls, who, hook_id, sent)
         body = await _hook_json(conn, svc.urls, who, hook_id)
     return web.json_response(body)
 
