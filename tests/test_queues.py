@@ -568,3 +568,32 @@ async def test_other_organizations_are_invisible(admin: Api, server: RunningServ
     assert status == 400 and "schema" in body["detail"]
     status, body = await admin.post("/queues", json={"name": "Q", "schema": True})
     assert status == 400 and "schema" in body["detail"]
+
+
+async def test_list_runs_the_same_queries_for_any_page_size(
+    admin: Api, server: RunningServer
+) -> None:
+    """Listing 3 or 30 queues costs the same number of SQL statements (counts are not N+1)."""
+    from sqlalchemy import event
+
+    for i in range(29):
+        await new_queue(admin, name=f"q{i}")
+    await add_annotations(server, await first_queue(admin), ["to_review"])
+    assert server.service.services is not None
+    engine = server.service.services.db.engine.sync_engine
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        statements.append(sql)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        sizes = {}
+        for size in (3, 30):
+            statements.clear()
+            _, body = await admin.get(f"/queues?page_size={size}", expect=200)
+            assert len(body["results"]) == size
+            sizes[size] = len(statements)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert sizes[3] == sizes[30]

@@ -1,0 +1,130 @@
+"""Measure GET /api/v1/queues (with live counts) on a populated database.
+
+    .venv/bin/python bench/queue_list.py [--queues 100] [--annotations 20000] [--requests 50]
+
+Starts a private Postroom (SQLite in a temp dir, or POSTROOM_DATABASE_URL — its `public` schema
+is dropped first, use a scratch database), creates the queues and annotations spread over the
+thirteen statuses, then times sequential list requests of page_size=100 and reports median and
+p95 latency and the SQL statements per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from postroom.clock import utcnow
+from postroom.config import load_settings
+from postroom.db import tables as t
+from postroom.service import Service
+from postroom.web.queue_models import COUNT_STATUSES
+
+PASSWORD = "bench-password-123"
+
+
+async def reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(sa.text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+async def populate(service: Service, queues: int, annotations: int) -> None:
+    assert service.services is not None
+    now = utcnow()
+    async with service.services.db.transaction() as conn:
+        ids = []
+        for i in range(queues - 1):
+            result = await conn.execute(
+                t.queues.insert()
+                .values(
+                    organization_id=1, name=f"q{i}", schema_id=1, workspace_id=1, created_at=now
+                )
+                .returning(t.queues.c.id)
+            )
+            ids.append(result.scalar_one())
+        ids.append(1)
+        doc = await conn.execute(
+            t.documents.insert()
+            .values(organization_id=1, sha256="0" * 64, mime_type="application/pdf",
+                    original_file_name="a.pdf", arrived_at=now, created_at=now)
+            .returning(t.documents.c.id)
+        )  # fmt: skip
+        doc_id = doc.scalar_one()
+        rows = [
+            {"organization_id": 1, "queue_id": ids[n % len(ids)], "document_id": doc_id,
+             "schema_id": 1, "status": COUNT_STATUSES[n % len(COUNT_STATUSES)],
+             "arrived_at": now, "created_at": now}
+            for n in range(annotations)
+        ]  # fmt: skip
+        for start in range(0, len(rows), 1000):
+            await conn.execute(t.annotations.insert(), rows[start : start + 1000])
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "POSTROOM_STORAGE_DATA_DIR": str(Path(tmp) / "data"),
+            "POSTROOM_HTTP_PORT": "0",
+            "POSTROOM_SMTP_PORT": "0",
+            "POSTROOM_BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
+            "POSTROOM_LOG_LEVEL": "WARNING",
+        }
+        if os.environ.get("POSTROOM_DATABASE_URL"):
+            env["POSTROOM_DATABASE_URL"] = os.environ["POSTROOM_DATABASE_URL"]
+            await reset_postgres(env["POSTROOM_DATABASE_URL"])
+        service = Service(load_settings(None, env))
+        await service.start()
+        try:
+            await populate(service, args.queues, args.annotations)
+            await measure(service, args.requests)
+        finally:
+            await service.stop()
+
+
+async def measure(service: Service, requests: int) -> None:
+    assert service.services is not None
+    statements: list[Any] = []
+    engine = service.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    api = service.settings.base_url + "/api/v1"
+    async with aiohttp.ClientSession() as http:
+        login = await http.post(
+            f"{api}/auth/login", json={"username": "admin", "password": PASSWORD}
+        )
+        headers = {"Authorization": f"Bearer {(await login.json())['key']}"}
+        timings = []
+        for _ in range(requests):
+            statements.clear()
+            started = time.perf_counter()
+            async with http.get(f"{api}/queues?page_size=100", headers=headers) as response:
+                body = await response.json()
+            timings.append(time.perf_counter() - started)
+    total = sum(sum(q["counts"].values()) for q in body["results"])
+    timings.sort()
+    print(
+        f"{service.services.db.engine.dialect.name}: {len(body['results'])} queues/page, "
+        f"{total} annotations counted; median {statistics.median(timings) * 1000:.1f} ms, "
+        f"p95 {timings[int(len(timings) * 0.95) - 1] * 1000:.1f} ms, "
+        f"{len(statements)} SQL statements per request"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queues", type=int, default=100)
+    parser.add_argument("--annotations", type=int, default=20000)
+    parser.add_argument("--requests", type=int, default=50)
+    asyncio.run(main(parser.parse_args()))
