@@ -8,6 +8,7 @@ import base64
 import io
 import os
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +137,13 @@ async def add_queue(server: RunningServer, name: str) -> int:
         return await create_queue(
             conn, 1, name=name, schema_id=schema_id, workspace_id=None, status="active"
         )
+
+
+async def eventually(condition: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
+    """Wait until `condition()` holds (something the server does in the background)."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError(what)

@@ -8,6 +8,7 @@ hold is removed: control characters (NUL breaks PostgreSQL text) and bytes that 
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 from postroom.errors import BadRequest
@@ -15,6 +16,7 @@ from postroom.errors import BadRequest
 DEFAULT_FILE_NAME = "document"
 MAX_FILE_NAME_CHARS = 1024  # documents.original_file_name is VARCHAR(1024)
 
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _CONTROL = {c: None for c in [*range(0x00, 0x20), 0x7F]}
 
 
@@ -87,7 +89,19 @@ def filename_from_params(params: dict[str, str]) -> str | None:
         if decoded:
             return decoded
     plain = params.get("filename")
-    return plain if plain is not None else None
+    return _percent_decoded(plain) if plain is not None else None
+
+
+def _percent_decoded(name: str) -> str:
+    """Undo the percent-encoding some clients put on a plain `filename` (aiohttp's FormData
+    sends `Fa%C4%8Dtura.pdf`, HTML forms send `%22` for a quote); a name whose escapes do not
+    decode as UTF-8 is kept as it came."""
+    if "%" not in name or not _ESCAPE.search(name):
+        return name
+    try:
+        return urllib.parse.unquote(name, errors="strict")
+    except UnicodeDecodeError:
+        return name
 
 
 def filename_from_disposition(header: str | None) -> str | None:

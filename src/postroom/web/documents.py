@@ -33,6 +33,7 @@ from postroom.web.bodies import path_id, read_object
 from postroom.web.intake_render import document_annotations, render_document
 from postroom.web.keys import actor, services
 from postroom.web.listing import Filter, apply_filters, apply_ordering, envelope, paginate
+from postroom.web.uploads import closes_when_refused
 
 routes = web.RouteTableDef()
 
@@ -179,7 +180,8 @@ async def _parent_id(
 
 @routes.post("/api/v1/documents")
 @basic_auth_allowed
-async def create_document(request: web.Request) -> web.Response:
+@closes_when_refused
+async def create_document(request: web.Request) -> web.StreamResponse:
     """One document from one file (multipart `content` or raw body); no upload, no annotation."""
     svc, who = services(request), actor(request)
     who.require_importer()

@@ -9,6 +9,8 @@ Basic auth is accepted here, so integrations can post with `curl -u`.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +18,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.db import tables as t
-from postroom.errors import BadRequest, Conflict, NotFound
+from postroom.errors import BadRequest, Conflict, NotFound, PostroomError
 from postroom.intake.accept import (
     Accepted,
     Submission,
@@ -37,14 +39,36 @@ from postroom.permissions import Actor, visible_queues_clause
 from postroom.services import Services
 from postroom.web.auth import basic_auth_allowed
 from postroom.web.bodies import path_id, query_bool
+from postroom.web.errors import error_response
 from postroom.web.intake_render import render_upload, upload_children
 from postroom.web.keys import actor, services
 from postroom.web.listing import Filter, apply_filters, apply_ordering, envelope, paginate
 from postroom.web.urls import Urls
 
 routes = web.RouteTableDef()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_VALUES_BYTES = 64 * 1024
+
+
+def closes_when_refused(handler: Handler) -> Handler:
+    """An error answered before the body was read to its end also closes the connection.
+
+    Without `Connection: close` the client keeps the connection and aiohttp lingers reading the
+    unwanted rest of the body (up to 10 s); with it the client hangs up once it has the answer.
+    """
+
+    @functools.wraps(handler)
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except PostroomError as error:
+            response = error_response(error)
+            if not request.content.is_eof():
+                response.force_close()
+            return response
+
+    return wrapper
 
 
 def upload_rules(svc: Services, path_filename: str | None) -> BodyRules:
@@ -146,7 +170,8 @@ def _results(urls: Urls, accepted: Accepted) -> list[dict[str, str | None]]:
 @routes.post("/api/v1/queues/{id}/upload")
 @routes.post("/api/v1/queues/{id}/upload/{filename}")
 @basic_auth_allowed
-async def upload_to_queue(request: web.Request) -> web.Response:
+@closes_when_refused
+async def upload_to_queue(request: web.Request) -> web.StreamResponse:
     """The deprecated Rossum import: 201 with one (annotation, document) pair per file."""
     urls = services(request).urls
     accepted = await receive_submission(request, path_id(request), task_type=None)
@@ -159,7 +184,8 @@ async def upload_to_queue(request: web.Request) -> web.Response:
 @routes.post("/api/v1/uploads")
 @routes.post("/api/v1/uploads/{filename}")
 @basic_auth_allowed
-async def create_upload(request: web.Request) -> web.Response:
+@closes_when_refused
+async def create_upload(request: web.Request) -> web.StreamResponse:
     """202 with the task URL; `results` too, since the records exist by the time we answer."""
     urls = services(request).urls
     raw_queue = request.query.get("queue")
