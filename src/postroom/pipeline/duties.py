@@ -1,14 +1,193 @@
-"""Background duties (placeholder until the Review/export issue): session timeouts, queue deletion, retention."""
+"""Background duties, run every `pipeline.sweep_interval` seconds by one process at a time.
+
+- Session timeouts: an annotation left `reviewing` longer than its queue's `session_timeout`
+  goes back to `to_review`.
+- Queue deletion: queues in `deletion_requested` whose `delete_after` has passed are deleted
+  with their annotations, documents, uploads, emails and unreferenced blobs
+  (`postroom.queue_deletion`).
+- Retention: annotations older than their queue's `document_lifetime` are purged
+  (`postroom.purge`).
+- Housekeeping: finished pipeline jobs older than a week are forgotten.
+
+Several Postroom processes may share one database: a lease row in `duty_leases` names the one
+that sweeps. It is taken when free or expired, renewed while sweeping, and given up on stop; a
+process that dies loses it when it expires (a few sweep intervals), and another takes over.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from postroom import lifecycle
+from postroom.clock import utcnow
+from postroom.db import tables as t
+from postroom.pipeline.jobs import WorkerIdentity, purge_finished_jobs
+from postroom.purge import purge_annotations
+from postroom.queue_deletion import delete_due_queues
 from postroom.services import Services
+from postroom.web.queue_models import parse_duration
+
+log = logging.getLogger("postroom.duties")
+
+LEASE_NAME = "sweep"
+MIN_LEASE_S = 30.0
+FINISHED_JOBS_KEPT = timedelta(days=7)
+
+a, q = t.annotations.c, t.queues.c
+
+
+class DutyLease:
+    """The `duty_leases` row that makes one process the sweeper."""
+
+    def __init__(self, svc: Services, holder: str, seconds: float) -> None:
+        self.svc = svc
+        self.holder = holder
+        self.seconds = seconds
+
+    async def acquire(self) -> bool:
+        """Take or renew the lease; False while another live process holds it."""
+        now = utcnow()
+        until = now + timedelta(seconds=self.seconds)
+        lease = t.duty_leases.c
+        insert = pg_insert if self.svc.db.is_postgres else sqlite_insert
+        async with self.svc.db.transaction() as conn:
+            taken = await conn.execute(
+                t.duty_leases.update()
+                .where(
+                    lease.name == LEASE_NAME,
+                    sa.or_(lease.holder == self.holder, lease.lease_until < now),
+                )
+                .values(holder=self.holder, lease_until=until)
+            )
+            if taken.rowcount == 1:
+                return True
+            created = await conn.execute(
+                insert(t.duty_leases)
+                .values(name=LEASE_NAME, holder=self.holder, lease_until=until)
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            return created.rowcount == 1
+
+    async def release(self) -> None:
+        lease = t.duty_leases.c
+        async with self.svc.db.transaction() as conn:
+            await conn.execute(
+                t.duty_leases.delete().where(lease.name == LEASE_NAME, lease.holder == self.holder)
+            )
+
+
+async def release_expired_sessions(svc: Services) -> int:
+    """reviewing → to_review for sessions older than their queue's session_timeout."""
+    now = utcnow()
+    async with svc.db.reading() as conn:
+        queues = (
+            await conn.execute(
+                sa.select(q.id, q.session_timeout)
+                .where(q.id.in_(sa.select(a.queue_id).where(a.status == "reviewing")))
+                .order_by(q.id)
+            )
+        ).all()
+    released = 0
+    for queue_id, raw in queues:
+        timeout = parse_duration(raw or "")
+        if timeout is None:
+            log.warning("queue %s: unreadable session_timeout %r", queue_id, raw)
+            continue
+        async with svc.db.transaction() as conn:
+            moved = await lifecycle.move_where(
+                conn,
+                "to_review",
+                a.queue_id == queue_id,
+                a.assigned_at < now - timeout,
+                actor_id=None,
+                only_from=["reviewing"],
+            )
+        released += len(moved)
+    return released
+
+
+async def purge_expired_annotations(svc: Services) -> int:
+    """Purge the annotations older than their queue's document_lifetime."""
+    now = utcnow()
+    async with svc.db.reading() as conn:
+        queues = (
+            await conn.execute(
+                sa.select(q.id, q.document_lifetime).where(
+                    q.document_lifetime.is_not(None), q.document_lifetime != ""
+                )
+            )
+        ).all()
+    purged = 0
+    for queue_id, raw in queues:
+        lifetime = parse_duration(raw)
+        if lifetime is None:
+            log.warning("queue %s: unreadable document_lifetime %r", queue_id, raw)
+            continue
+        purged += await purge_annotations(
+            svc, a.queue_id == queue_id, a.created_at < now - lifetime, actor_id=None
+        )
+    return purged
+
+
+async def sweep(svc: Services, renew: Callable[[], Awaitable[None]]) -> None:
+    """One round of every duty; one duty failing does not stop the others."""
+    duties: tuple[tuple[str, Callable[[], Awaitable[int]]], ...] = (
+        ("session timeouts", lambda: release_expired_sessions(svc)),
+        ("queue deletion", lambda: delete_due_queues(svc, renew)),
+        ("retention", lambda: purge_expired_annotations(svc)),
+        ("finished jobs", lambda: purge_finished_jobs(svc.db, _week_ago())),
+    )
+    for name, duty in duties:
+        try:
+            done = await duty()
+        except Exception:
+            log.exception("background duty %s failed", name)
+            continue
+        if done:
+            log.info("background duty %s: %d", name, done)
+
+
+def _week_ago() -> datetime:
+    return utcnow() - FINISHED_JOBS_KEPT
 
 
 async def start_duties(services: Services) -> Callable[[], Awaitable[None]]:
+    interval = services.settings.pipeline.sweep_interval
+    lease = DutyLease(services, str(WorkerIdentity.new()), max(MIN_LEASE_S, 3 * interval))
+    stopping = asyncio.Event()
+
+    async def renew() -> None:
+        await lease.acquire()
+
+    async def run() -> None:
+        while not stopping.is_set():
+            try:
+                if await lease.acquire():
+                    await sweep(services, renew)
+            except Exception:
+                log.exception("background duties failed; retrying next interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
+
+    task = asyncio.create_task(run(), name="postroom-duties")
+
     async def stop() -> None:
-        return None
+        stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 5)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await lease.release()
 
     return stop

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postroom.pipeline.exporting import give_up_export, run_export
 from postroom.pipeline.importing import give_up_import, run_import
 from postroom.pipeline.jobs import ClaimedJob
 from postroom.services import Services
@@ -29,4 +30,5 @@ class JobHandler:
 
 JOB_HANDLERS: dict[str, JobHandler] = {
     "import": JobHandler(run=run_import, give_up=give_up_import),
+    "export": JobHandler(run=run_export, give_up=give_up_export),
 }
