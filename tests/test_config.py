@@ -1,0 +1,176 @@
+"""Configuration: the TOML file, environment overrides, errors naming key and value, and start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from postroom.config import ConfigError, load_settings, render_default_toml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "postroom.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_file_or_environment() -> None:
+    """With nothing configured the documented defaults apply (HTTP 8000, SMTP 2525, SQLite)."""
+    settings = load_settings(None, {})
+    assert (settings.http.host, settings.http.port) == ("127.0.0.1", 8000)
+    assert (settings.smtp.host, settings.smtp.port, settings.smtp.domain) == (
+        "127.0.0.1",
+        2525,
+        "localhost",
+    )
+    assert settings.limits.max_upload_bytes == 41943040
+    assert settings.bootstrap.admin_username == "admin"
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.database_url.endswith("postroom-data/postroom.sqlite3")
+    assert settings.base_url == "http://127.0.0.1:8000"
+
+
+def test_toml_file_then_environment_override(tmp_path: Path) -> None:
+    """Values come from the TOML file, and POSTROOM_<SECTION>_<KEY> overrides them."""
+    path = _write(
+        tmp_path,
+        '[http]\nport = 9000\npublic_base_url = "https://intake.example.com/"\n'
+        '[smtp]\ndomain = "mail.example.com"\nenabled = false\n',
+    )
+    settings = load_settings(path, {"POSTROOM_HTTP_PORT": "9100", "POSTROOM_LOG_LEVEL": "debug"})
+    assert settings.http.port == 9100
+    assert settings.smtp.domain == "mail.example.com" and settings.smtp.enabled is False
+    assert settings.log.level == "DEBUG"
+    assert settings.base_url == "https://intake.example.com"
+
+
+def test_config_file_chosen_by_environment(tmp_path: Path) -> None:
+    """POSTROOM_CONFIG names the file when no path is given."""
+    path = _write(tmp_path, "[smtp]\nport = 2626\n")
+    assert load_settings(None, {"POSTROOM_CONFIG": str(path)}).smtp.port == 2626
+
+
+BAD_ENVIRONMENT = [
+    ({"POSTROOM_HTTP_PORT": "abc"}, "POSTROOM_HTTP_PORT", "'abc'"),
+    ({"POSTROOM_HTTP_PORT": "-1"}, "POSTROOM_HTTP_PORT", "'-1'"),
+    ({"POSTROOM_SMTP_ENABLED": "maybe"}, "POSTROOM_SMTP_ENABLED", "'maybe'"),
+    ({"POSTROOM_LOG_LEVEL": "LOUD"}, "POSTROOM_LOG_LEVEL", "'LOUD'"),
+    ({"POSTROOM_LIMITS_MAX_UPLOAD_BYTES": "1.5"}, "POSTROOM_LIMITS_MAX_UPLOAD_BYTES", "'1.5'"),
+    ({"POSTROOM_DATABASE_URL": "mysql://db/x"}, "database.url", "'mysql://db/x'"),
+    ({"POSTROOM_HTTP_PUBLIC_BASE_URL": "intake.example"}, "http.public_base_url", "intake"),
+]
+
+
+@pytest.mark.parametrize(("environ", "key", "value"), BAD_ENVIRONMENT)
+def test_bad_environment_value_names_key_and_value(
+    environ: dict[str, str], key: str, value: str
+) -> None:
+    """A bad override raises ConfigError whose message names the variable and the bad value."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, environ)
+    assert key in str(caught.value) and value in str(caught.value)
+
+
+BAD_FILES = [
+    ("[http]\nprot = 1\n", "http.prot"),
+    ("[htp]\nport = 1\n", "[htp]"),
+    ('[http]\nport = "eighty"\n', "http.port"),
+    ("[http]\nport = 80.5\n", "http.port"),
+    ("[smtp]\nenabled = 1.5\n", "smtp.enabled"),
+    ("http = 5\n", "http"),
+    ("[http\n", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("text", "named"), BAD_FILES)
+def test_bad_file_names_the_key(tmp_path: Path, text: str, named: str) -> None:
+    """Unknown keys or sections, wrong types and broken TOML raise ConfigError naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_write(tmp_path, text), {})
+    assert named in str(caught.value)
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    """A configuration file that does not exist is an error naming the path."""
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", {})
+
+
+def _serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("POSTROOM_")}
+    environ.update(POSTROOM_STORAGE_DATA_DIR=str(tmp_path / "data"), **env)
+    return subprocess.run(
+        [sys.executable, "-m", "postroom", *args, "serve"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"POSTROOM_HTTP_PORT": "abc"}, "POSTROOM_HTTP_PORT: 'abc'"),
+        ({"POSTROOM_DATABASE_URL": "mysql://db/x"}, "database.url: 'mysql://db/x'"),
+        ({"POSTROOM_PIPELINE_WORKERS": "-3"}, "POSTROOM_PIPELINE_WORKERS: '-3'"),
+    ],
+)
+def test_serve_with_bad_value_exits_with_one_line(
+    tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    """`postroom serve` with a bad value exits non-zero with one stderr line and no traceback."""
+    result = _serve(tmp_path, **env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "data").exists()  # nothing started, nothing created
+
+
+def test_serve_with_bad_config_file_path(tmp_path: Path) -> None:
+    """`--config` naming a missing file stops start-up with one line naming the file."""
+    result = _serve(tmp_path, "--config", str(tmp_path / "missing.toml"))
+    assert result.returncode != 0
+    assert str(tmp_path / "missing.toml") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_shipped_file_is_the_rendered_defaults() -> None:
+    """config/postroom.toml is exactly `postroom config`, and loading it gives the defaults."""
+    shipped = (REPO / "config" / "postroom.toml").read_text(encoding="utf-8")
+    printed = subprocess.run(
+        [sys.executable, "-m", "postroom", "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert printed == shipped == render_default_toml()
+    assert load_settings(REPO / "config" / "postroom.toml", {}) == load_settings(None, {})
+
+
+def test_every_key_is_in_the_file_with_a_comment() -> None:
+    """Every setting appears in the shipped file, preceded by its help comment."""
+    lines = (REPO / "config" / "postroom.toml").read_text(encoding="utf-8").splitlines()
+    document = tomllib.loads("\n".join(lines))
+    defaults = load_settings(None, {})
+    for section in dataclasses.fields(defaults):
+        start = lines.index(f"[{section.name}]")
+        for key in dataclasses.fields(getattr(defaults, section.name)):
+            assert key.name in document[section.name], f"{section.name}.{key.name}"
+            index = next(
+                i for i in range(start, len(lines)) if lines[i].startswith(f"{key.name} = ")
+            )
+            comment = lines[index - 1]
+            assert comment.startswith("# ") and len(comment) > 4, f"{section.name}.{key.name}"
