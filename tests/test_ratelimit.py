@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 
+from postroom import metrics
 from postroom.config import load_settings
+from postroom.db import tables as t
 from postroom.ratelimit import RateLimits
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api
 
@@ -167,3 +172,33 @@ async def test_zero_rate_disables_request_limits(
     for _ in range(10):
         status, body = await admin.get("/auth/user")
         assert status == 200, body
+
+
+async def test_rossum_sdk_completes_a_bulk_upload_under_the_limit(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    """The rossum-api SDK meets 429s during a parallel bulk upload, retries them, and every file arrives."""
+    from rossum_api import AsyncRossumAPIClient
+    from rossum_api.dtos import UserCredentials
+
+    server = await server_factory(
+        POSTROOM_LIMITS_REQUESTS_PER_SECOND="10", POSTROOM_LIMITS_BURST="5"
+    )
+    limited_before = metrics.RATE_LIMITED.labels(scope="address")._value.get()
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"invoice-{i}.txt"
+        path.write_text(f"Invoice {i}\n")
+        paths.append(path)
+    sdk = AsyncRossumAPIClient(
+        base_url=server.api_url, credentials=UserCredentials(ADMIN_USER, ADMIN_PASSWORD)
+    )
+    try:
+        tasks = await asyncio.gather(*(sdk.upload_document(1, [(str(p), p.name)]) for p in paths))
+    finally:
+        await sdk._http_client.client.aclose()
+    assert len(tasks) == 12
+    assert metrics.RATE_LIMITED.labels(scope="address")._value.get() > limited_before
+    async with server.service.services.db.reading() as conn:
+        names = (await conn.execute(sa.select(t.documents.c.original_file_name))).scalars().all()
+    assert sorted(names) == sorted(p.name for p in paths)
