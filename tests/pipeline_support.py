@@ -1,21 +1,20 @@
-"""Small real files (PDF, PNG, TIFF) and helpers to feed them to a running service's intake.
+"""Small real files (PDF, PNG, TIFF) and helpers to upload them to a running service.
 
-`submit` does what a receiver does: stores the bytes as a durable blob, sniffs their type,
-calls `intake.accept.accept_files` in one transaction and wakes the workers. `settled` polls
-the annotation over real HTTP until the pipeline has moved it out of `importing`.
+`submit` uploads over real HTTP (`POST /queues/{id}/upload`, multipart); `settled` polls the
+annotation over HTTP until the pipeline has moved it out of `importing`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import json
 from typing import Any
 
+import aiohttp
 import sqlalchemy as sa
 
 from postroom.db import tables as t
-from postroom.intake.accept import StoredFile, Submission, accept_files
-from postroom.intake.sniff import sniff_mime
 from postroom.services import Services
 from tests.conftest import Api
 
@@ -41,40 +40,46 @@ def make_image(fmt: str = "PNG", size: tuple[int, int] = (320, 200), frames: int
 
 
 async def submit(
-    svc: Services,
+    api: Api,
     files: list[tuple[str, bytes]],
     *,
     queue_id: int = 1,
     values: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> list[int]:
-    """Accept files into a queue as the first admin; returns the new annotation ids."""
-    stored = []
+    """Upload files to a queue over HTTP (multipart, like curl -F); returns the annotation ids."""
+    form = aiohttp.FormData()
     for name, data in files:
-        writer = svc.blobs.open_writer()
-        await writer.write(data)
-        key = await writer.commit()
-        mime = await asyncio.to_thread(sniff_mime, data[:8192], svc.blobs.path_of(key))
-        stored.append(StoredFile(key, len(data), mime, name))
-    async with svc.db.transaction() as conn:
-        org_id, user_id = (
-            await conn.execute(
-                sa.select(t.users.c.organization_id, t.users.c.id).order_by(t.users.c.id).limit(1)
-            )
-        ).one()
-        accepted = await accept_files(
-            conn,
-            Submission(
-                organization_id=org_id,
-                queue_id=queue_id,
-                creator_id=user_id,
-                files=stored,
-                metadata=metadata or {},
-                rir_values=values or {},
-            ),
-        )
-    svc.jobs_available.set()
-    return accepted.annotation_ids
+        form.add_field("content", data, filename=name, content_type="application/octet-stream")
+    if values is not None:
+        form.add_field("values", json.dumps(values))
+    if metadata is not None:
+        form.add_field("metadata", json.dumps(metadata))
+    _status, body = await api.post(f"/queues/{queue_id}/upload", data=form, expect=201)
+    return [int(result["annotation"].rsplit("/", 1)[1]) for result in body["results"]]
+
+
+async def upload_task(api: Api, files: list[tuple[str, bytes]], *, queue_id: int = 1) -> str:
+    """Upload through `POST /uploads?queue=` (202); returns the task URL."""
+    form = aiohttp.FormData()
+    for name, data in files:
+        form.add_field("content", data, filename=name, content_type="application/octet-stream")
+    _status, body = await api.post(
+        "/uploads", params={"queue": str(queue_id)}, data=form, expect=202
+    )
+    return str(body["url"])
+
+
+async def task_outcome(api: Api, task_url: str, *, within: float = 30.0) -> dict[str, Any]:
+    """The task once it is no longer running (polled over HTTP with no_redirect)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        _status, task = await api.get(task_url, params={"no_redirect": "true"}, expect=200)
+        if task["status"] != "running":
+            return task  # type: ignore[no-any-return]
+        assert loop.time() < deadline, f"task {task_url} still running"
+        await asyncio.sleep(0.05)
 
 
 async def update_queue(svc: Services, queue_id: int = 1, **values: Any) -> None:

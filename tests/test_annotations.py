@@ -39,7 +39,7 @@ async def test_sdk_reads_annotation_and_its_content(server: RunningServer, admin
     """The rossum-api SDK retrieves an imported annotation (no missing or null required field)
     and sideloads its content."""
     [annotation_id] = await submit(
-        _svc(server), [("a.pdf", make_pdf())], values={"upload:note": "from-sdk"}
+        admin, [("a.pdf", make_pdf())], values={"upload:note": "from-sdk"}
     )
     await settled(admin, annotation_id)
     client = AsyncRossumAPIClient(
@@ -56,7 +56,7 @@ async def test_sdk_reads_annotation_and_its_content(server: RunningServer, admin
 
 async def test_annotation_json_has_every_reference_field(server: RunningServer, admin: Api) -> None:
     """An annotation carries lists (never null), absolute URLs and ISO timestamps with Z."""
-    [annotation_id] = await submit(_svc(server), [("a.pdf", make_pdf())], metadata={"k": "v"})
+    [annotation_id] = await submit(admin, [("a.pdf", make_pdf())], metadata={"k": "v"})
     body = await settled(admin, annotation_id)
     for name in SDK_REQUIRED_LISTS:
         assert isinstance(body[name], list), name
@@ -72,8 +72,9 @@ async def test_annotation_json_has_every_reference_field(server: RunningServer, 
 
 async def test_list_filters_and_ordering(server: RunningServer, admin: Api) -> None:
     """status, id, document, queue and created_at filters narrow the list; ordering sorts it."""
-    svc = _svc(server)
-    ids = await submit(svc, [("a.pdf", make_pdf()), ("b.pdf", make_pdf()), ("c.png", make_image())])
+    ids = await submit(
+        admin, [("a.pdf", make_pdf()), ("b.pdf", make_pdf()), ("c.png", make_image())]
+    )
     bodies = [await settled(admin, i) for i in ids]
     _s, page = await admin.get("/annotations", params={"ordering": "-id"}, expect=200)
     assert [r["id"] for r in page["results"]] == sorted(ids, reverse=True)
@@ -113,8 +114,8 @@ async def test_annotators_see_only_assigned_queues(server: RunningServer, admin:
     """An annotator assigned to queue 1 lists and reads its annotations; queue 2's answer 404."""
     svc = _svc(server)
     second = await _second_queue(svc)
-    [mine] = await submit(svc, [("a.pdf", make_pdf())], queue_id=1)
-    [hidden] = await submit(svc, [("b.pdf", make_pdf())], queue_id=second)
+    [mine] = await submit(admin, [("a.pdf", make_pdf())], queue_id=1)
+    [hidden] = await submit(admin, [("b.pdf", make_pdf())], queue_id=second)
     await settled(admin, mine)
     await settled(admin, hidden)
     annotator = await admin.create_user("anna", "annotator", [1])
@@ -131,7 +132,7 @@ async def test_annotators_see_only_assigned_queues(server: RunningServer, admin:
 async def test_patch_metadata(server: RunningServer, admin: Api) -> None:
     """PATCH metadata replaces it (200, persisted, modifier stamped); bad metadata is 400;
     a viewer gets 403."""
-    [annotation_id] = await submit(_svc(server), [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(admin, [("a.pdf", make_pdf())])
     await settled(admin, annotation_id)
     status, body = await admin.patch(
         f"/annotations/{annotation_id}", json={"metadata": {"erp": 42}, "id": 999}
@@ -154,7 +155,7 @@ async def test_patch_metadata(server: RunningServer, admin: Api) -> None:
 async def test_content_tree_shape(server: RunningServer, admin: Api) -> None:
     """GET content answers {"content": sections}; each node has id, url, schema_id, category and
     datapoints carry the full content object."""
-    [annotation_id] = await submit(_svc(server), [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(admin, [("a.pdf", make_pdf())])
     await settled(admin, annotation_id)
     _s, body = await admin.get(f"/annotations/{annotation_id}/content", expect=200)
     sections = body["content"]

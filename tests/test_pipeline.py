@@ -14,7 +14,9 @@ from tests.pipeline_support import (
     make_pdf,
     settled,
     submit,
+    task_outcome,
     update_queue,
+    upload_task,
 )
 
 
@@ -25,7 +27,7 @@ def _svc(server: RunningServer):  # type: ignore[no-untyped-def]
 
 async def test_pdf_reaches_to_review_with_its_page_count(server: RunningServer, admin: Api) -> None:
     """A three-page PDF ends to_review with page_count 3, no messages, and its job done."""
-    [annotation_id] = await submit(_svc(server), [("invoice.pdf", make_pdf(3))])
+    [annotation_id] = await submit(admin, [("invoice.pdf", make_pdf(3))])
     body = await settled(admin, annotation_id)
     assert body["status"] == "to_review"
     assert body["page_count"] == 3
@@ -39,7 +41,7 @@ async def test_png_values_fill_the_note_datapoint(server: RunningServer, admin: 
     """A PNG uploaded with values {"upload:note": "y"} gets content datapoint note = "y"."""
     png = make_image("PNG", (320, 200))
     [annotation_id] = await submit(
-        _svc(server),
+        admin,
         [("scan.png", png)],
         values={"upload:note": "y", "upload:amount_total": "1 234,50"},
     )
@@ -58,7 +60,7 @@ async def test_png_values_fill_the_note_datapoint(server: RunningServer, admin: 
 
 async def test_multi_page_tiff_counts_its_frames(server: RunningServer, admin: Api) -> None:
     """A two-frame TIFF ends to_review with page_count 2."""
-    [annotation_id] = await submit(_svc(server), [("fax.tiff", make_image("TIFF", frames=2))])
+    [annotation_id] = await submit(admin, [("fax.tiff", make_image("TIFF", frames=2))])
     body = await settled(admin, annotation_id)
     assert (body["status"], body["page_count"]) == ("to_review", 2)
 
@@ -69,7 +71,7 @@ async def test_type_not_accepted_by_queue_fails_import_with_message(
     """A PNG sent to a queue accepting only PDFs keeps its document and ends failed_import saying why."""
     svc = _svc(server)
     await update_queue(svc, settings={"accepted_mime_types": ["application/pdf"]})
-    [annotation_id] = await submit(svc, [("photo.png", make_image("PNG"))])
+    [annotation_id] = await submit(admin, [("photo.png", make_image("PNG"))])
     body = await settled(admin, annotation_id)
     assert body["status"] == "failed_import"
     [message] = body["messages"]
@@ -89,14 +91,14 @@ async def test_wildcard_accepts_images(server: RunningServer, admin: Api) -> Non
     """accepted_mime_types ["image/*"] lets a JPEG through to to_review."""
     svc = _svc(server)
     await update_queue(svc, settings={"accepted_mime_types": ["image/*"]})
-    [annotation_id] = await submit(svc, [("photo.jpg", make_image("JPEG"))])
+    [annotation_id] = await submit(admin, [("photo.jpg", make_image("JPEG"))])
     assert (await settled(admin, annotation_id))["status"] == "to_review"
 
 
 async def test_corrupt_pdf_fails_import(server: RunningServer, admin: Api) -> None:
     """A file that libmagic calls a PDF but pypdf cannot read ends failed_import with a message."""
     broken = b"%PDF-1.7\n" + b"\x00garbage" * 200
-    [annotation_id] = await submit(_svc(server), [("broken.pdf", broken)])
+    [annotation_id] = await submit(admin, [("broken.pdf", broken)])
     body = await settled(admin, annotation_id)
     assert body["status"] == "failed_import"
     assert "PDF" in body["messages"][0]["content"]
@@ -106,7 +108,7 @@ async def test_automation_always_exports(server: RunningServer, admin: Api) -> N
     """automation_level=always without confirmed state: exported, automated, stamped."""
     svc = _svc(server)
     await update_queue(svc, automation_level="always", use_confirmed_state=False)
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(admin, [("a.pdf", make_pdf())])
     body = await settled(admin, annotation_id)
     assert body["status"] == "exported"
     assert body["automated"] is True
@@ -119,53 +121,31 @@ async def test_automation_always_with_confirmed_state_confirms(
     """automation_level=always with use_confirmed_state: confirmed, not exported."""
     svc = _svc(server)
     await update_queue(svc, automation_level="always", use_confirmed_state=True)
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(admin, [("a.pdf", make_pdf())])
     body = await settled(admin, annotation_id)
     assert (body["status"], body["automated"]) == ("confirmed", True)
     assert body["confirmed_at"] and body["exported_at"] is None
 
 
-async def test_task_succeeds_once_every_annotation_left_importing(
-    server: RunningServer, admin: Api
-) -> None:
-    """The upload's task turns succeeded when both of its files are imported."""
-    svc = _svc(server)
-    ids = await submit(svc, [("a.pdf", make_pdf()), ("b.png", make_image("PNG"))])
-    for annotation_id in ids:
-        await settled(admin, annotation_id)
-    async with svc.db.reading() as conn:
-        upload_id = (
-            await conn.execute(
-                sa.select(t.annotations.c.upload_id).where(t.annotations.c.id == ids[0])
-            )
-        ).scalar_one()
-        task = (
-            await conn.execute(sa.select(t.tasks).where(t.tasks.c.upload_id == upload_id))
-        ).one()
-    assert task.status == "succeeded"
+async def test_task_succeeds_once_every_annotation_left_importing(admin: Api) -> None:
+    """A two-file POST /uploads answers a task that turns succeeded once both are imported."""
+    task = await task_outcome(
+        admin, await upload_task(admin, [("a.pdf", make_pdf()), ("b.png", make_image("PNG"))])
+    )
+    assert task["status"] == "succeeded"
 
 
 async def test_task_fails_when_nothing_could_be_imported(server: RunningServer, admin: Api) -> None:
     """When every file of an upload ends failed_import, its task is failed with the reason."""
-    svc = _svc(server)
-    await update_queue(svc, settings={"accepted_mime_types": ["application/pdf"]})
-    [annotation_id] = await submit(svc, [("x.png", make_image("PNG"))])
-    await settled(admin, annotation_id)
-    async with svc.db.reading() as conn:
-        task = (
-            await conn.execute(
-                sa.select(t.tasks)
-                .join(t.annotations, t.annotations.c.upload_id == t.tasks.c.upload_id)
-                .where(t.annotations.c.id == annotation_id)
-            )
-        ).one()
-    assert task.status == "failed" and "image/png" in task.detail
+    await update_queue(_svc(server), settings={"accepted_mime_types": ["application/pdf"]})
+    task = await task_outcome(admin, await upload_task(admin, [("x.png", make_image("PNG"))]))
+    assert task["status"] == "failed" and "image/png" in task["detail"]
 
 
 async def test_many_files_all_settle(server: RunningServer, admin: Api) -> None:
     """Twelve files accepted at once (more than the workers) all reach to_review exactly once."""
     svc = _svc(server)
-    ids = await submit(svc, [(f"f{i}.pdf", make_pdf(1 + i % 3)) for i in range(12)])
+    ids = await submit(admin, [(f"f{i}.pdf", make_pdf(1 + i % 3)) for i in range(12)])
     for i, annotation_id in enumerate(ids):
         body = await settled(admin, annotation_id)
         assert (body["status"], body["page_count"]) == ("to_review", 1 + i % 3)
@@ -176,3 +156,18 @@ async def test_many_files_all_settle(server: RunningServer, admin: Api) -> None:
             )
         ).all()
     assert dict(statuses) == {"done": 12}
+
+
+async def test_queue_counts_follow_the_pipeline(server: RunningServer, admin: Api) -> None:
+    """Queue counts show imported and refused annotations in their final statuses."""
+    svc = _svc(server)
+    await update_queue(svc, settings={"accepted_mime_types": ["application/pdf"]})
+    ids = await submit(
+        admin, [("a.pdf", make_pdf()), ("b.pdf", make_pdf()), ("c.png", make_image())]
+    )
+    for annotation_id in ids:
+        await settled(admin, annotation_id)
+    _s, queue = await admin.get("/queues/1", expect=200)
+    assert queue["counts"]["to_review"] == 2
+    assert queue["counts"]["failed_import"] == 1
+    assert queue["counts"]["importing"] == 0

@@ -73,7 +73,7 @@ async def test_expired_lease_is_reclaimed_and_the_stale_worker_cannot_finish(
     """A job claimed by a vanished process is taken over once its lease expires; the old
     claimant's late result is refused (LeaseLost)."""
     svc = _svc(idle)
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf(2))])
+    [annotation_id] = await submit(client, [("a.pdf", make_pdf(2))])
     stale = await _claim_as(svc, "elsewhere:4242:dead")
     async with svc.db.transaction() as conn:  # the lease runs out
         await conn.execute(t.jobs.update().values(lease_until=utcnow() - timedelta(seconds=1)))
@@ -92,10 +92,10 @@ async def test_live_lease_of_another_process_is_left_alone(
 ) -> None:
     """A job whose lease is still valid stays with its claimant while other jobs run."""
     svc = _svc(idle)
-    [held] = await submit(svc, [("held.pdf", make_pdf())])
+    [held] = await submit(client, [("held.pdf", make_pdf())])
     await _claim_as(svc, "elsewhere:4242:alive")
     await pools()
-    [other] = await submit(svc, [("other.pdf", make_pdf())])
+    [other] = await submit(client, [("other.pdf", make_pdf())])
     assert (await settled(client, other))["status"] == "to_review"
     [job] = await job_rows(svc, held)
     assert (job.status, job.claimed_by) == ("running", "elsewhere:4242:alive")
@@ -107,7 +107,7 @@ async def test_jobs_of_a_dead_process_on_this_host_are_released_at_start(
     """Jobs claimed by a process of this host that no longer runs are taken at once on start,
     without waiting for their (long) lease."""
     svc = _svc(idle)
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(client, [("a.pdf", make_pdf())])
     dead = await asyncio.create_subprocess_exec("true")
     await dead.wait()
     me = WorkerIdentity.new()
@@ -128,7 +128,7 @@ async def test_transient_errors_are_retried_then_succeed(
         await run_import(services, job)
 
     await pools(handlers={"import": JobHandler(run=flaky, give_up=give_up_import)})
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(client, [("a.pdf", make_pdf())])
     assert (await settled(client, annotation_id))["status"] == "to_review"
     [job] = await job_rows(svc, annotation_id)
     assert (job.status, job.attempts, job.last_error) == ("done", 3, None)
@@ -144,7 +144,7 @@ async def test_retries_stop_at_the_cap_with_failed_import(
         raise Retry(reason="storage busy")
 
     await pools(handlers={"import": JobHandler(run=always_busy, give_up=give_up_import)})
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(client, [("a.pdf", make_pdf())])
     body = await settled(client, annotation_id)
     assert body["status"] == "failed_import"
     assert body["messages"][0]["content"] == "Import failed after 3 attempts: storage busy"
@@ -156,13 +156,12 @@ async def test_unexpected_errors_are_retried_and_reported_without_internals(
     idle: RunningServer, client: Api, pools: Any
 ) -> None:
     """A handler bug is retried like a transient fault, then failed_import names only its kind."""
-    svc = _svc(idle)
 
     async def broken(services: Services, job: Any) -> None:
         raise KeyError("secret-internal-detail")
 
     await pools(handlers={"import": JobHandler(run=broken, give_up=give_up_import)})
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(client, [("a.pdf", make_pdf())])
     body = await settled(client, annotation_id)
     assert body["status"] == "failed_import"
     assert "KeyError" in body["messages"][0]["content"]
@@ -184,7 +183,7 @@ async def test_stop_releases_unfinished_jobs_for_the_next_worker(
     first = await pools(
         handlers={"import": JobHandler(run=stuck, give_up=give_up_import)}, stop_grace_s=0.1
     )
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(client, [("a.pdf", make_pdf())])
     await asyncio.wait_for(started.wait(), 30)
     await first.stop()
     [job] = await job_rows(svc, annotation_id)
@@ -198,7 +197,7 @@ async def test_a_job_that_keeps_killing_its_worker_is_failed(
 ) -> None:
     """A job already claimed max_attempts times without finishing is failed, not run again."""
     svc = _svc(idle)
-    [annotation_id] = await submit(svc, [("a.pdf", make_pdf())])
+    [annotation_id] = await submit(client, [("a.pdf", make_pdf())])
     async with svc.db.transaction() as conn:
         await conn.execute(t.jobs.update().values(attempts=3))
     await pools()

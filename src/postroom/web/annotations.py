@@ -15,14 +15,16 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postroom import lifecycle
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
 from postroom.errors import BadRequest, NotFound
 from postroom.permissions import Actor, visible_queues_clause
 from postroom.services import Services
+from postroom.web.annotation_filters import ANNOTATION_FILTERS
 from postroom.web.bodies import path_id, read_object
 from postroom.web.keys import actor, services
-from postroom.web.listing import Filter, apply_filters, apply_ordering, envelope, paginate
+from postroom.web.listing import apply_filters, apply_ordering, envelope, paginate
 from postroom.web.urls import Urls
 
 routes = web.RouteTableDef()
@@ -41,30 +43,6 @@ _TIMESTAMPS = (
     "rejected_at",
 )
 _USERS = ("confirmed_by", "deleted_by", "exported_by", "purged_by", "rejected_by", "modified_by")
-
-
-def _status_filter(raw: str) -> sa.ColumnElement[bool]:
-    return a.c.status.in_([s.strip() for s in raw.split(",") if s.strip()])
-
-
-def _workspace_filter(raw: str) -> sa.ColumnElement[bool]:
-    ids = Filter("queue__workspace", t.queues.c.workspace_id).clause(raw)
-    return a.c.queue_id.in_(sa.select(t.queues.c.id).where(ids))
-
-
-FILTERS: tuple[Filter, ...] = (
-    Filter("id", a.c.id),
-    Filter("queue", a.c.queue_id),
-    Filter("document", a.c.document_id),
-    Filter("status", kind="custom", build=_status_filter),
-    Filter("modifier", a.c.modifier_id),
-    Filter("creator", a.c.creator_id),
-    Filter("automated", a.c.automated, kind="bool"),
-    Filter("queue__workspace", kind="custom", build=_workspace_filter),
-    *(Filter(name, a.c[f"{name}_id"]) for name in _USERS),
-    *(Filter(f"{name}_before", a.c[name], kind="before") for name in _TIMESTAMPS),
-    *(Filter(f"{name}_after", a.c[name], kind="after") for name in _TIMESTAMPS),
-)
 
 
 def _of(table: sa.Table, column: str, key: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
@@ -163,7 +141,7 @@ async def load_visible(conn: AsyncConnection, who: Actor, annotation_id: int) ->
 @routes.get("/api/v1/annotations")
 async def list_annotations(request: web.Request) -> web.Response:
     svc, who = services(request), actor(request)
-    stmt = apply_filters(visible(who), request.query, FILTERS)
+    stmt = apply_filters(visible(who), request.query, ANNOTATION_FILTERS)
     stmt = apply_ordering(stmt, request.query.get("ordering"), ORDERING, [a.c.id])
     stmt = stmt.order_by(a.c.id)  # a stable page order among equal sort keys
     async with svc.db.reading() as conn:
@@ -229,8 +207,6 @@ async def change_status(
     conn: AsyncConnection, svc: Services, who: Actor, annotation_id: int, status: Any
 ) -> None:
     """PATCH `status`: the lifecycle's guarded move (409 when the transition is not allowed)."""
-    from postroom import lifecycle
-
     if not isinstance(status, str) or status not in lifecycle.PATCH_TARGETS:
         allowed = ", ".join(sorted(lifecycle.PATCH_TARGETS))
         raise BadRequest(f"status: expected one of {allowed}, got {status!r}.")
