@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,29 @@ async def test_rossum_sdk_completes_a_bulk_upload_under_the_limit(
     async with server.service.services.db.reading() as conn:
         names = (await conn.execute(sa.select(t.documents.c.original_file_name))).scalars().all()
     assert sorted(names) == sorted(p.name for p in paths)
+
+
+async def test_failed_basic_credentials_count_as_failed_logins(
+    server_factory: Any, http: aiohttp.ClientSession
+) -> None:
+    """Wrong Basic passwords on an upload endpoint are limited like failed logins; elsewhere they are not counted."""
+    server = await server_factory(POSTROOM_LIMITS_LOGIN_ATTEMPTS_PER_MINUTE="3")
+    wrong = {"Authorization": _basic(ADMIN_USER, "wrong")}
+    for _ in range(5):  # token-only route: refused before any password check, so not counted
+        async with http.get(server.api_url + "/auth/user", headers=wrong) as response:
+            assert response.status == 401
+    statuses = []
+    for _ in range(4):
+        async with http.post(
+            server.api_url + "/queues/1/upload", headers=wrong, data=b"x"
+        ) as response:
+            statuses.append(response.status)
+    assert statuses == [401, 401, 401, 429]
+    right = {"Authorization": _basic(ADMIN_USER, ADMIN_PASSWORD)}
+    async with http.post(server.api_url + "/queues/1/upload", headers=right, data=b"x") as response:
+        assert response.status == 429
+        assert int(response.headers["Retry-After"]) >= 1
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
