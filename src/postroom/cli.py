@@ -99,6 +99,7 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _with_db(settings: Settings, work: str, args: argparse.Namespace) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # where the SQLite file lives
     db = Database(settings.database_url)
     try:
         await apply_migrations(db)
@@ -125,6 +126,14 @@ async def _user_create(db: Database, args: argparse.Namespace) -> None:
         )
         if taken.first() is not None:
             raise SystemExit(f"postroom: user {args.username!r} already exists")
+        for queue_id in args.queue:
+            found = await conn.execute(
+                sa.select(t.queues.c.id).where(
+                    t.queues.c.id == queue_id, t.queues.c.organization_id == org.id
+                )
+            )
+            if found.first() is None:
+                raise SystemExit(f"postroom: no queue {queue_id}")
         result = await conn.execute(
             t.users.insert()
             .values(
@@ -237,6 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as error:
         print(f"postroom: {error}", file=sys.stderr)
+        return 1
+    except sa.exc.SQLAlchemyError as error:
+        # An unreachable or unusable database is an operator's problem: one line, no traceback.
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        url = sa.engine.make_url(settings.database_url).render_as_string(hide_password=True)
+        print(f"postroom: database error: {reason} (database.url = {url})", file=sys.stderr)
         return 1
     return 0
 
