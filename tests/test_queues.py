@@ -16,7 +16,7 @@ import pytest
 from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.web.queue_models import COUNT_STATUSES
-from tests.conftest import Api, RunningServer
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api, RunningServer
 
 QUEUE_FIELDS = {
     "id", "name", "url", "workspace", "connector", "webhooks", "hooks", "schema", "inbox",
@@ -308,6 +308,7 @@ async def test_duplicate_honours_copy_flags(admin: Api, server: RunningServer) -
 INVALID_BODIES = [
     ({"name": None}, "name"),
     ({"name": "x" * 256}, "name"),
+    ({"name": "   "}, "name"),
     ({"schema": None}, "schema"),
     ({"schema": "https://elsewhere/api/v1/schemas/999"}, "schema"),
     ({"schema": "not a url"}, "schema"),
@@ -570,11 +571,15 @@ async def test_other_organizations_are_invisible(admin: Api, server: RunningServ
     assert status == 400 and "schema" in body["detail"]
 
 
-async def test_list_runs_the_same_queries_for_any_page_size(
-    admin: Api, server: RunningServer
-) -> None:
+async def test_list_runs_the_same_queries_for_any_page_size(server_factory: Any, http: Any) -> None:
     """Listing 3 or 30 queues costs the same number of SQL statements (counts are not N+1)."""
     from sqlalchemy import event
+
+    # No workers or duties: only this test's requests reach the database while it counts.
+    server = await server_factory(
+        POSTROOM_PIPELINE_WORKERS="0", POSTROOM_PIPELINE_SWEEP_INTERVAL="3600"
+    )
+    admin = await Api(http, server.base, {}).login(ADMIN_USER, ADMIN_PASSWORD)
 
     for i in range(29):
         await new_queue(admin, name=f"q{i}")

@@ -13,7 +13,15 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -113,7 +121,14 @@ NON_NULLABLE = (
     "training_enabled",
 )
 
-Name = Annotated[StrictStr, Field(min_length=1, max_length=255)]
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise _custom("blank", "This field may not be blank.")
+    return value
+
+
+Name = Annotated[StrictStr, Field(min_length=1, max_length=255), AfterValidator(_not_blank)]
 # A URL (or bare id) of another object: parsed by `Urls.id_from`, whose 400 names the field.
 Reference = Any
 UrlText = Annotated[StrictStr, Field(max_length=1000)]
