@@ -467,6 +467,10 @@ async def test_list_filters_ordering_and_pages(admin: Api, server: RunningServer
     assert "page=3" in page["pagination"]["next"]
     assert page["pagination"]["next"].startswith(f"{server.api_url}/queues?")
     assert "page=1" in page["pagination"]["previous"]
+    hooks = await add_hooks(admin, 1)
+    await admin.patch(f"/queues/{first['id']}", json={"hooks": hooks}, expect=200)
+    _, by_hook = await admin.get("/queues?ordering=-webhooks&hooks=" + hooks[0], expect=200)
+    assert [q["id"] for q in by_hook["results"]] == [first["id"]]
     status, body = await admin.get("/queues?ordering=shoe_size")
     assert status == 400 and "ordering" in body["detail"]
     status, body = await admin.get("/queues?deleting=maybe")

@@ -91,8 +91,16 @@ FILTERS = (
         build=_url_reference(q.c.dedicated_engine, "dedicated_engines"),
     ),
 )
+# The reference orders by `webhooks` too: by each queue's lowest hook id.
+_FIRST_HOOK = (
+    sa.select(sa.func.min(t.queue_hooks.c.hook_id))
+    .where(t.queue_hooks.c.queue_id == q.c.id)
+    .scalar_subquery()
+)
 ORDERING = {
     "id": q.c.id,
+    "webhooks": _FIRST_HOOK,
+    "hooks": _FIRST_HOOK,
     "name": q.c.name,
     "workspace": q.c.workspace_id,
     "connector": q.c.connector,
@@ -138,6 +146,8 @@ async def list_queues(request: web.Request) -> web.Response:
     svc, who = services(request), actor(request)
     stmt = apply_filters(_visible(who), request.query, FILTERS)
     stmt = apply_ordering(stmt, request.query.get("ordering"), ORDERING, [q.c.id])
+    # Ties (same name, same workspace…) broken by id, so pages never overlap or skip a queue.
+    stmt = stmt.order_by(q.c.id)
     async with svc.db.reading() as conn:
         rows, pagination = await paginate(conn, request, svc.urls.base, stmt)
         results = await qm.render_queues(conn, svc.urls, rows)
