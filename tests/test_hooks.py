@@ -79,9 +79,14 @@ async def test_function_hook(admin: Api) -> None:
 
 
 async def test_patch_put_and_delete_hook(admin: Api, server: RunningServer) -> None:
-    """PATCH replaces config and queues; PUT needs name and config; DELETE drops run_after links."""
+    """PATCH merges config and replaces queues; PUT needs name and config and replaces config;
+    DELETE drops run_after links."""
     other = await add_queue(server, "Other")
-    first = await _hook(admin, queues=[f"{server.api_url}/queues/1"])
+    first = await _hook(
+        admin,
+        queues=[f"{server.api_url}/queues/1"],
+        config={"url": "https://myq.example.com", "secret": "kept"},
+    )
     second = await _hook(admin, name="Second", run_after=[first["url"]])
     assert second["run_after"] == [first["url"]]
     path = f"/hooks/{first['id']}"
@@ -93,10 +98,14 @@ async def test_patch_put_and_delete_hook(admin: Api, server: RunningServer) -> N
         },
     )
     assert status == 200
-    assert patched["config"] == {"url": "https://stg.example.com"}
+    assert patched["config"] == {"url": "https://stg.example.com", "secret": "kept"}
     assert patched["queues"] == [f"{server.api_url}/queues/{other}"]
+    status, patched = await admin.patch(path, json={"config": {}, "active": False})
+    assert status == 200 and patched["config"]["url"] == "https://stg.example.com"
     status, err = await admin.put(path, json={"name": "only name"})
     assert status == 400 and err["detail"].startswith("config")
+    status, put = await admin.put(path, json={"name": "P", "config": {"url": "https://p.example"}})
+    assert status == 200 and put["config"] == {"url": "https://p.example"}
     status, err = await admin.patch(path, json={"run_after": [first["url"]]})
     assert status == 400 and err["detail"].startswith("run_after")
     assert (await admin.delete(path))[0] == 204

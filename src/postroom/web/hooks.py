@@ -5,6 +5,8 @@ work; delivering events is another part's job. Hooks carry endpoints and secrets
 and managers read or write them (others get 403). `queues` is the queue_hooks relation seen from
 the hook. Events are checked against the reference's list; a whole event (`annotation_status`)
 is stored as its actions, because clients read `events` as a list of `event.action` values.
+PATCH merges the keys of `config` into the stored one (so a secret survives a URL change); PUT
+replaces it.
 """
 
 from __future__ import annotations
@@ -162,7 +164,9 @@ def _check_config(kind: str, config: dict[str, Any]) -> None:
             raise BadRequest("config.code: a function needs its source code as a string.")
 
 
-def _columns(urls: Urls, sent: dict[str, Any], current: Any = None) -> dict[str, Any]:
+def _columns(
+    urls: Urls, sent: dict[str, Any], current: Any = None, *, merge_config: bool = False
+) -> dict[str, Any]:
     plain = ("name", "type", "active", "settings", "sideload", "metadata", "description", "test")
     values = {k: sent[k] for k in plain if k in sent}
     if values.get("description") is None and "description" in values:
@@ -174,6 +178,9 @@ def _columns(urls: Urls, sent: dict[str, Any], current: Any = None) -> dict[str,
     kind = sent.get("type", current.type if current is not None else "webhook")
     if "config" in sent or "type" in sent:
         config = sent.get("config", current.config if current is not None else {})
+        if merge_config and current is not None:
+            # PATCH merges keys: the `rossum` CLI sends `"config": {}` with every change.
+            config = {**(current.config or {}), **config}
         _check_config(kind, config)
         values["config"] = config
     if "token_lifetime_s" in sent:
@@ -259,7 +266,7 @@ async def _update_hook(request: web.Request, *, partial: bool) -> web.Response:
     )
     async with svc.db.transaction() as conn:
         row = await _hook_row(conn, who, hook_id)
-        values = _columns(svc.urls, sent, row)
+        values = _columns(svc.urls, sent, row, merge_config=partial)
         await _check_token_owner(conn, who, values)
         await conn.execute(
             h.update()
