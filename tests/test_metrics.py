@@ -129,3 +129,20 @@ async def test_metrics_can_be_disabled(server_factory: Any, http: aiohttp.Client
     server = await server_factory(POSTROOM_METRICS_ENABLED="false")
     async with http.get(server.base + "/metrics") as response:
         assert response.status == 404
+
+
+async def test_http_upload_bytes_are_counted(
+    server: Any, admin: Api, http: aiohttp.ClientSession
+) -> None:
+    """An accepted upload adds at least its file size to the http upload bytes counter."""
+    before = await _scrape(http, server.base)
+    form = aiohttp.FormData()
+    form.add_field("content", b"Invoice 7\n" * 300, filename="seven.txt")
+    status, body = await admin.post("/queues/1/upload", data=form)
+    assert status == 201, body
+    after = await _scrape(http, server.base)
+    name = "postroom_upload_bytes_total"
+    grown = _value(after, name, channel="http") - _value(before, name, channel="http")
+    assert 3000 <= grown < 4000
+    requests = "postroom_upload_requests_total"
+    assert _value(after, requests, channel="http") - _value(before, requests, channel="http") == 1

@@ -7,8 +7,9 @@ pipeline gauges are read from the shared `jobs` table at scrape time, so every i
 the same cluster-wide figure (use max(), not sum()).
 
 Who increments what:
-  HTTP middleware (web/observe.py)  HTTP_REQUESTS, HTTP_DURATION
-  HTTP uploads                      UPLOAD_BYTES, UPLOADED_FILES            (channel="http")
+  HTTP middleware (web/observe.py)  HTTP_REQUESTS, HTTP_DURATION, UPLOAD_BYTES/UPLOAD_REQUESTS
+                                    (channel="http", from accepted upload routes)
+  HTTP uploads                      UPLOADED_FILES                          (channel="http")
   SMTP listener                     SMTP_SESSIONS, SMTP_REPLIES, SMTP_MESSAGES, UPLOAD_BYTES/FILES
                                     (channel="smtp")
   pipeline workers                  JOBS_FINISHED, JOB_FAILURES, JOB_RETRIES, observe_import_latency()
@@ -43,7 +44,13 @@ HTTP_DURATION = Histogram(
 )
 UPLOAD_BYTES = Counter(
     "postroom_upload_bytes",
-    "Bytes of files stored durably, by intake channel (http, smtp).",
+    "Bytes received in accepted uploads, by channel: http (request bodies), smtp (files kept).",
+    ["channel"],
+    registry=REGISTRY,
+)
+UPLOAD_REQUESTS = Counter(
+    "postroom_upload_requests",
+    "Accepted upload requests (HTTP 201/202) or accepted mail messages, by channel.",
     ["channel"],
     registry=REGISTRY,
 )

@@ -67,12 +67,22 @@ def _url_ids(request: web.Request, template: str) -> dict[str, Any]:
     return found
 
 
+def _is_upload(method: str, template: str) -> bool:
+    return method == "POST" and (
+        "/upload" in template or template in ("/api/v1/documents", "/api/v1/emails/import")
+    )
+
+
 def _record(request: web.Request, status: int, started: float) -> None:
     elapsed = time.perf_counter() - started
     template = route_template(request)
     method = request.method
     metrics.HTTP_REQUESTS.labels(route=template, method=method, status=str(status)).inc()
     metrics.HTTP_DURATION.labels(route=template, method=method).observe(elapsed)
+    if status in (201, 202) and _is_upload(method, template):
+        # Body bytes of accepted uploads (multipart framing included: a few hundred bytes).
+        metrics.UPLOAD_BYTES.labels(channel="http").inc(request.content.total_bytes)
+        metrics.UPLOAD_REQUESTS.labels(channel="http").inc()
     actor = request.get(ACTOR)
     ids = {**_url_ids(request, template), **request.get(LOG_IDS, {})}
     level = logging.ERROR if status >= 500 else logging.INFO
