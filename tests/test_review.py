@@ -15,6 +15,7 @@ from tests.annotation_rows import (
     store_blob,
 )
 from tests.conftest import Api, RunningServer
+from tests.pipeline_support import make_pdf, settled, submit
 
 
 async def _queue(server: RunningServer) -> QueueRef:
@@ -242,3 +243,48 @@ async def test_concurrent_next_callers_never_share_an_annotation(
             )
         ).all()
     assert sum(count for _, count in holders) == len(ids)
+
+
+async def _counts(api: Api, queue_id: int) -> dict[str, int]:
+    _, body = await api.get(f"/queues/{queue_id}", expect=200)
+    return body["counts"]  # type: ignore[no-any-return]
+
+
+async def test_reviewer_flow_end_to_end_over_http(server: RunningServer, admin: Api) -> None:
+    """upload → next → confirm → POST export to_status=exported, with the queue counts right at
+    every step and the uploaded value in the export."""
+    await admin.patch("/queues/1", json={"use_confirmed_state": True}, expect=200)
+    ids = await submit(
+        admin, [("a.pdf", make_pdf()), ("b.pdf", make_pdf(2))], values={"upload:note": "urgent"}
+    )
+    for annotation_id in ids:
+        assert (await settled(admin, annotation_id))["status"] == "to_review"
+    counts = await _counts(admin, 1)
+    assert counts["to_review"] == 2 and counts["importing"] == 0
+
+    _, body = await admin.post("/queues/1/next", expect=200)
+    assert body["annotation"] == f"{server.api_url}/annotations/{ids[0]}"
+    counts = await _counts(admin, 1)
+    assert counts["reviewing"] == 1 and counts["to_review"] == 1
+
+    await admin.post(f"/annotations/{ids[0]}/confirm", expect=204)
+    counts = await _counts(admin, 1)
+    assert counts["confirmed"] == 1 and counts["reviewing"] == 0 and counts["to_review"] == 1
+
+    _, export = await admin.post(
+        "/queues/1/export",
+        params={"to_status": "exported", "status": "confirmed", "format": "json"},
+        expect=200,
+    )
+    assert [item["url"] for item in export["results"]] == [f"{server.api_url}/annotations/{ids[0]}"]
+    item = export["results"][0]
+    assert item["status"] == "exported" and item["exported_at"]
+    note = next(
+        dp for section in item["content"] for dp in section["children"] if dp["schema_id"] == "note"
+    )
+    assert note["value"] == "urgent"
+    counts = await _counts(admin, 1)
+    assert counts["exported"] == 1 and counts["confirmed"] == 0 and counts["to_review"] == 1
+    _, annotation = await admin.get(f"/annotations/{ids[0]}", expect=200)
+    assert annotation["status"] == "exported"
+    assert annotation["exported_by"] == f"{server.api_url}/users/1"
