@@ -20,6 +20,7 @@ from postroom.content import build_content
 from postroom.db import tables as t
 from postroom.lifecycle import move_where
 from postroom.pipeline import ImportFailed, Retry
+from postroom.pipeline.commits import group_commit
 from postroom.pipeline.jobs import ClaimedJob, mark_done
 from postroom.pipeline.steps import FAILED_IMPORT, STEPS, ImportContext
 from postroom.services import Services
@@ -130,11 +131,13 @@ async def record_failure(
 async def _commit(
     services: Services, job: ClaimedJob, ctx: ImportContext, target: str, values: dict[str, Any]
 ) -> None:
-    async with services.db.transaction() as conn:
-        await mark_done(conn, job)
+    async def write(conn: AsyncConnection) -> None:
+        await mark_done(conn, job)  # first: LeaseLost before any change
         await _lock_task(conn, ctx.upload_id)
         if await _leave_importing(conn, ctx.annotation_id, target, values):
             await settle_task(conn, ctx.upload_id)
+
+    await group_commit(services.db).run(write, order=ctx.upload_id or 0)
 
 
 async def give_up_import(

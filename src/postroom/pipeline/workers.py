@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from postroom import metrics
 from postroom.pipeline import LeaseLost, Retry
+from postroom.pipeline.commits import group_commit
 from postroom.pipeline.jobs import (
     ClaimedJob,
     WorkerIdentity,
@@ -54,6 +55,7 @@ class WorkerPool:
         self.settings = services.settings.pipeline
         self.size = self.settings.workers if size is None else size
         self.stop_grace_s = stop_grace_s
+        self._claim_batch = max(1, self.size // 2)
         self.handlers = handlers
         self.identity = WorkerIdentity.new()
         self.worker = str(self.identity)
@@ -75,7 +77,8 @@ class WorkerPool:
     async def _dispatch(self) -> None:
         while True:
             free = self.size - len(self._running)
-            if free <= 0:
+            # Busy: wait until half the slots are free, so one claim fetches several jobs.
+            if free <= 0 or (self._running and free < self._claim_batch):
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
@@ -181,6 +184,7 @@ class WorkerPool:
                 log.exception("could not release unfinished jobs %s", ids)
             else:
                 log.info("released %d unfinished job(s) on stop", released)
+        await group_commit(self.services.db).drain()
         self.identity.unregister()
 
 

@@ -1,0 +1,76 @@
+"""Group commit on a real database: units written together, a failing unit isolated."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postroom.db import tables as t
+from postroom.pipeline import LeaseLost
+from postroom.pipeline.commits import GroupCommit
+from tests.conftest import RunningServer
+
+o = t.organizations
+
+
+def _set(column: str, value: dict[str, int]):  # type: ignore[no-untyped-def]
+    async def work(conn: AsyncConnection) -> str:
+        await conn.execute(o.update().where(o.c.id == 1).values({column: value}))
+        return column
+
+    return work
+
+
+async def test_a_failing_unit_does_not_take_the_batch_down(server: RunningServer) -> None:
+    """Of three units queued together, the two good ones commit and the bad one's change is
+    rolled back and its error returned to its caller alone."""
+    assert server.service.services is not None
+    db = server.service.services.db
+    committer = GroupCommit(db)
+
+    async def broken(conn: AsyncConnection) -> None:
+        await conn.execute(o.update().where(o.c.id == 1).values(name="half-written"))
+        raise RuntimeError("bad unit")
+
+    async def refused(conn: AsyncConnection) -> None:
+        raise LeaseLost("not ours")
+
+    results = await asyncio.gather(
+        committer.run(_set("metadata", {"a": 1})),
+        committer.run(broken),
+        committer.run(refused),
+        committer.run(_set("ui_settings", {"c": 3})),
+        return_exceptions=True,
+    )
+    assert results[0] == "metadata" and results[3] == "ui_settings"
+    assert isinstance(results[1], RuntimeError)
+    assert isinstance(results[2], LeaseLost)
+    async with db.reading() as conn:
+        row = (await conn.execute(sa.select(o).where(o.c.id == 1))).one()
+    assert row.metadata == {"a": 1} and row.ui_settings == {"c": 3}
+    assert row.name != "half-written"
+
+
+async def test_units_queued_together_share_one_transaction(server: RunningServer) -> None:
+    """Units queued while nothing is flushing are written by one transaction (they see each
+    other's uncommitted changes)."""
+    assert server.service.services is not None
+    committer = GroupCommit(server.service.services.db)
+
+    async def first(conn: AsyncConnection) -> None:
+        await conn.execute(o.update().where(o.c.id == 1).values(name="shared"))
+
+    async def second(conn: AsyncConnection) -> str:
+        return str((await conn.execute(sa.select(o.c.name).where(o.c.id == 1))).scalar_one())
+
+    _r, seen = await asyncio.gather(committer.run(first), committer.run(second))
+    assert seen == "shared"
+    with pytest.raises(LeaseLost):
+
+        async def lost(conn: AsyncConnection) -> None:
+            raise LeaseLost("x")
+
+        await committer.run(lost)
