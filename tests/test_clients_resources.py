@@ -1,4 +1,6 @@
-"""The official `rossum-api` SDK, unchanged, against the setup resources (real HTTP over a socket).
+"""The official clients, unchanged, against the setup resources (real HTTP over a socket).
+
+The `rossum-api` SDK and the `rossum` CLI (run as a subprocess, configured by ROSSUM_* variables).
 
 The SDK deserializes every object into dataclasses and fails on a missing required field, an
 unexpected null or a value outside its enums, so each call here checks the JSON shape as well.
@@ -6,7 +8,11 @@ unexpected null or a value outside its enums, so each call here checks the JSON 
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from rossum_api import AsyncRossumAPIClient
@@ -122,3 +128,50 @@ async def test_sdk_hooks(client: AsyncRossumAPIClient, server: RunningServer) ->
     assert [h.id async for h in client.list_hooks()] == [hook.id]
     await client.delete_hook(hook.id)
     assert [h.id async for h in client.list_hooks()] == []
+
+
+async def rossum_cli(server: RunningServer, home: Path, *args: str) -> str:
+    """Run the `rossum` CLI as a new user would (credentials from ROSSUM_* variables)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROSSUM_", "POSTROOM_"))}
+    env.update(
+        HOME=str(home),
+        ROSSUM_URL=server.base + "/api",
+        ROSSUM_USERNAME=ADMIN_USER,
+        ROSSUM_PASSWORD=ADMIN_PASSWORD,
+    )
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("rossum")),
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0, (args, output.decode())
+    return output.decode()
+
+
+async def test_rossum_cli_setup_commands(server: RunningServer, tmp_path: Path) -> None:
+    """The `rossum` CLI creates and lists workspaces, users and hooks, and changes a hook."""
+    await rossum_cli(server, tmp_path, "workspace", "create", "CLI Workspace")
+    assert "CLI Workspace" in await rossum_cli(server, tmp_path, "workspace", "list")
+    await rossum_cli(
+        server, tmp_path, "user", "create", "cli@example.com", "-q", "1", "-g", "annotator"
+    )
+    users = await rossum_cli(server, tmp_path, "user", "list")
+    assert "cli@example.com" in users and "annotator" in users
+    await rossum_cli(
+        server,
+        tmp_path,
+        *("hook", "create", "CLI hook", "-t", "webhook", "--active", "true"),
+        *("-e", "annotation_status.changed", "--config-url", "https://h.example.com", "-q", "1"),
+    )
+    await rossum_cli(
+        server,
+        tmp_path,
+        *("hook", "change", "1", "-t", "webhook", "--active", "false"),
+        *("-e", "annotation_status.changed"),
+    )
+    hooks = await rossum_cli(server, tmp_path, "hook", "list")
+    assert "CLI hook" in hooks and "False" in hooks and "https://h.example.com" in hooks
+    assert "Invoice" in await rossum_cli(server, tmp_path, "schema", "list")
