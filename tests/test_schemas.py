@@ -172,3 +172,18 @@ async def test_annotator_reads_schemas_but_cannot_write(admin: Api) -> None:
     status, err = await annotator.post("/schemas", json={"name": "X", "content": []})
     assert status == 403 and err["code"] == "access_forbidden"
     assert (await annotator.delete("/schemas/1"))[0] == 403
+
+
+async def test_schema_from_template(admin: Api) -> None:
+    """POST /schemas/from_template copies a shipped template's content; unknown names are 400."""
+    status, body = await admin.post(
+        "/schemas/from_template", json={"name": "Test Schema", "template_name": "EU Demo Template"}
+    )
+    assert status == 201, body
+    assert body["name"] == "Test Schema" and body["queues"] == []
+    assert body["content"] and body["content"][0]["category"] == "section"
+    status, err = await admin.post(
+        "/schemas/from_template", json={"name": "x", "template_name": "Martian Template"}
+    )
+    assert status == 400 and err["detail"].startswith("template_name")
+    assert "EU Invoice Template" in err["detail"]

@@ -55,6 +55,12 @@ class SchemaBody(Body):
     metadata: JsonObject = {}
 
 
+class SchemaFromTemplateBody(Body):
+    name: Name = ""
+    template_name: Annotated[str, StringConstraints(min_length=1, max_length=255)] = ""
+    metadata: JsonObject = {}
+
+
 class InboxFilters(pydantic.BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 

@@ -15,15 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
-from postroom.errors import Conflict, NotFound
+from postroom.errors import BadRequest, Conflict, NotFound
 from postroom.organization import insert_returning_id
 from postroom.permissions import Actor
+from postroom.queue_templates import find_template, template_names
 from postroom.schema_content import validate_schema_content
 from postroom.web.bodies import path_id, read_object
 from postroom.web.keys import actor, services
 from postroom.web.listing import Filter, apply_filters, apply_ordering, envelope, paginate
 from postroom.web.related import visible_queue_ids_by
-from postroom.web.resource_models import SchemaBody, parse_body
+from postroom.web.resource_models import SchemaBody, SchemaFromTemplateBody, parse_body
 from postroom.web.urls import Urls
 
 routes = web.RouteTableDef()
@@ -107,25 +108,49 @@ async def validate_schema(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-@routes.post("/api/v1/schemas")
-async def create_schema(request: web.Request) -> web.Response:
+async def _insert_schema(
+    request: web.Request, name: str, content: list[Any], metadata: dict[str, Any]
+) -> web.Response:
     svc, who = services(request), actor(request)
-    who.require_manager()
-    _body, sent = parse_body(SchemaBody, await read_object(request), required=("name",))
-    validate_schema_content(sent.get("content", []))
     async with svc.db.transaction() as conn:
         schema_id = await insert_returning_id(
             conn,
             s,
             organization_id=who.organization_id,
-            name=sent["name"],
-            content=sent.get("content", []),
-            metadata=sent.get("metadata", {}),
+            name=name,
+            content=content,
+            metadata=metadata,
             modified_by_id=who.user_id,
             modified_at=utcnow(),
         )
         body = await _schema_json(conn, svc.urls, who, schema_id)
     return web.json_response(body, status=201)
+
+
+@routes.post("/api/v1/schemas")
+async def create_schema(request: web.Request) -> web.Response:
+    actor(request).require_manager()
+    _body, sent = parse_body(SchemaBody, await read_object(request), required=("name",))
+    validate_schema_content(sent.get("content", []))
+    return await _insert_schema(
+        request, sent["name"], sent.get("content", []), sent.get("metadata", {})
+    )
+
+
+@routes.post("/api/v1/schemas/from_template")
+async def create_schema_from_template(request: web.Request) -> web.Response:
+    """A new schema with the content of one of the shipped queue templates."""
+    actor(request).require_manager()
+    body, _sent = parse_body(
+        SchemaFromTemplateBody, await read_object(request), required=("name", "template_name")
+    )
+    template = find_template(body.template_name)
+    if template is None:
+        raise BadRequest(
+            f"template_name: unknown template {body.template_name!r} "
+            f"(available: {', '.join(template_names())})."
+        )
+    return await _insert_schema(request, body.name, template.schema_content, body.metadata)
 
 
 async def _update_schema(request: web.Request, *, partial: bool) -> web.Response:
