@@ -193,3 +193,34 @@ async def test_missing_annotation_is_404(admin: Api) -> None:
     assert status == 404 and body["code"] == "not_found"
     status, body = await admin.get("/annotations/abc")
     assert status in (400, 404)
+
+
+async def test_list_sideloads_content_and_documents(server: RunningServer, admin: Api) -> None:
+    """The SDK lists annotations with sideloaded content and documents; content.schema_id
+    narrows the datapoints; other reference sideloads answer an empty list."""
+    ids = await submit(
+        admin, [("a.pdf", make_pdf()), ("b.pdf", make_pdf())], values={"upload:note": "hello"}
+    )
+    for annotation_id in ids:
+        await settled(admin, annotation_id)
+    client = AsyncRossumAPIClient(
+        base_url=server.api_url, credentials=UserCredentials(ADMIN_USER, ADMIN_PASSWORD)
+    )
+    listed = [
+        a
+        async for a in client.list_annotations(
+            sideloads=("content", "documents"), content_schema_ids=("note", "document_id")
+        )
+    ]
+    assert [a.id for a in listed] == ids
+    for annotation in listed:
+        notes = [dp for dp in annotation.content if dp["schema_id"] == "note"]
+        assert notes[0]["content"]["value"] == "hello"
+        assert annotation.document.original_file_name in ("a.pdf", "b.pdf")
+    _s, page = await admin.get(
+        "/annotations",
+        params={"sideload": "content,modifiers", "content.schema_id": "note"},
+        expect=200,
+    )
+    assert {dp["schema_id"] for dp in page["content"]} == {"note"}
+    assert len(page["content"]) == 2 and page["modifiers"] == []

@@ -22,6 +22,7 @@ from postroom.errors import BadRequest, NotFound
 from postroom.permissions import Actor, visible_queues_clause
 from postroom.services import Services
 from postroom.web.annotation_filters import ANNOTATION_FILTERS
+from postroom.web.annotation_sideloads import sideloads
 from postroom.web.bodies import path_id, read_object
 from postroom.web.keys import actor, services
 from postroom.web.listing import apply_filters, apply_ordering, envelope, paginate
@@ -123,16 +124,20 @@ def _selected_fields(request: web.Request, body: dict[str, Any]) -> dict[str, An
     return body
 
 
-def visible(who: Actor) -> sa.Select[Any]:
+# Every column but the content tree, which only the content endpoint and sideload read.
+_FIELDS = [column for column in a.c if column.name != "content"]
+
+
+def visible(who: Actor, *columns: Any) -> sa.Select[Any]:
     """Annotations the actor may see (organization and queue visibility)."""
-    return sa.select(a).where(
+    return sa.select(*(columns or _FIELDS)).where(
         a.c.organization_id == who.organization_id, visible_queues_clause(who, a.c.queue_id)
     )
 
 
-async def load_visible(conn: AsyncConnection, who: Actor, annotation_id: int) -> Any:
+async def load_visible(conn: AsyncConnection, who: Actor, annotation_id: int, *columns: Any) -> Any:
     """The annotation row, or 404 when it does not exist or the actor may not see it."""
-    row = (await conn.execute(visible(who).where(a.c.id == annotation_id))).first()
+    row = (await conn.execute(visible(who, *columns).where(a.c.id == annotation_id))).first()
     if row is None:
         raise NotFound(f"Annotation {annotation_id} not found.")
     return row
@@ -146,8 +151,9 @@ async def list_annotations(request: web.Request) -> web.Response:
     stmt = stmt.order_by(a.c.id)  # a stable page order among equal sort keys
     async with svc.db.reading() as conn:
         rows, pagination = await paginate(conn, request, svc.settings.base_url, stmt)
+        related = await sideloads(conn, svc.urls, request.query, rows)
     results = [_selected_fields(request, render_annotation(svc.urls, row)) for row in rows]
-    return web.json_response(envelope(pagination, results))
+    return web.json_response({**envelope(pagination, results), **related})
 
 
 @routes.get("/api/v1/annotations/{id}")
@@ -163,7 +169,7 @@ async def annotation_content(request: web.Request) -> web.Response:
     """The content tree (empty while the annotation is still importing)."""
     svc, who = services(request), actor(request)
     async with svc.db.reading() as conn:
-        row = await load_visible(conn, who, path_id(request))
+        row = await load_visible(conn, who, path_id(request), a.c.content)
     return web.json_response({"content": row.content or []})
 
 
