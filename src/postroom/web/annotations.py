@@ -213,7 +213,11 @@ async def change_status(
     conn: AsyncConnection, svc: Services, who: Actor, annotation_id: int, status: Any
 ) -> None:
     """PATCH `status`: the lifecycle's guarded move (409 when the transition is not allowed)."""
+    from postroom.web.review import change_status as review_change_status
+
     if not isinstance(status, str) or status not in lifecycle.PATCH_TARGETS:
         allowed = ", ".join(sorted(lifecycle.PATCH_TARGETS))
         raise BadRequest(f"status: expected one of {allowed}, got {status!r}.")
-    await lifecycle.move(conn, annotation_id, status, actor_id=who.user_id)
+    # Same status (a client sending the whole object back): no change; reviewing by another
+    # user: 409; exporting: the confirmation is recorded as by the confirm action.
+    await review_change_status(conn, who, annotation_id, status)
