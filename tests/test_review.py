@@ -288,3 +288,22 @@ async def test_reviewer_flow_end_to_end_over_http(server: RunningServer, admin: 
     _, annotation = await admin.get(f"/annotations/{ids[0]}", expect=200)
     assert annotation["status"] == "exported"
     assert annotation["exported_by"] == f"{server.api_url}/users/1"
+
+
+async def test_patch_status_follows_the_lifecycle(server: RunningServer, admin: Api) -> None:
+    """PATCH status restores a deleted annotation, ignores an unchanged status, refuses statuses
+    that need an action (400) and transitions the table forbids (409 naming the status)."""
+    queue = await _queue(server)
+    deleted, exported = await insert_annotations(_svc(server), queue, 2, status="deleted")
+    await _svc_move(server, exported, "exported")
+    status, body = await admin.patch(f"/annotations/{deleted}", json={"status": "to_review"})
+    assert status == 200 and body["status"] == "to_review"
+    status, body = await admin.patch(
+        f"/annotations/{deleted}", json={"status": "to_review", "metadata": {"k": 1}}
+    )
+    assert status == 200 and body["metadata"] == {"k": 1}
+    for target in ("purged", "reviewing"):
+        status, body = await admin.patch(f"/annotations/{deleted}", json={"status": target})
+        assert status == 400 and "status" in body["detail"], target
+    status, body = await admin.patch(f"/annotations/{exported}", json={"status": "to_review"})
+    assert status == 409 and "exported" in body["detail"]
