@@ -19,12 +19,14 @@ from postroom.services import Services
 from tests.conftest import Api
 
 
-def make_pdf(pages: int = 1) -> bytes:
+def make_pdf(pages: int = 1, *, password: str | None = None) -> bytes:
     from pypdf import PdfWriter
 
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(width=595, height=842)
+    if password is not None:
+        writer.encrypt(user_password=password, owner_password="owner", algorithm="RC4-128")
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()

@@ -104,6 +104,20 @@ async def test_corrupt_pdf_fails_import(server: RunningServer, admin: Api) -> No
     assert "PDF" in body["messages"][0]["content"]
 
 
+async def test_password_protected_pdf_fails_but_owner_only_protection_imports(
+    admin: Api,
+) -> None:
+    """A PDF that needs a password to open ends failed_import saying so; one with only an owner
+    password (opens without one) is imported with its page count."""
+    locked, open_ = await submit(
+        admin, [("locked.pdf", make_pdf(password="secret")), ("open.pdf", make_pdf(2, password=""))]
+    )
+    body = await settled(admin, locked)
+    assert body["status"] == "failed_import" and "password" in body["messages"][0]["content"]
+    body = await settled(admin, open_)
+    assert (body["status"], body["page_count"]) == ("to_review", 2)
+
+
 async def test_automation_always_exports(server: RunningServer, admin: Api) -> None:
     """automation_level=always without confirmed state: exported, automated, stamped."""
     svc = _svc(server)

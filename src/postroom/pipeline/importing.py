@@ -98,8 +98,8 @@ async def load_context(services: Services, job: ClaimedJob) -> ImportContext | N
 
 def _outcome(ctx: ImportContext) -> dict[str, Any]:
     return {
-        "pages": [page.as_json() for page in ctx.pages],
-        "page_count": len(ctx.pages) or None,
+        "pages": [page.as_json() for page in ctx.pages.sizes] if ctx.pages else [],
+        "page_count": ctx.pages.count if ctx.pages else None,
         "content": ctx.content if ctx.content is not None else _content_of(ctx),
     }
 

@@ -19,6 +19,14 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 # A decompression bomb is refused, not rendered: Pillow's guard, set explicitly.
 MAX_IMAGE_PIXELS = 200_000_000
+# Sizes are kept for this many pages; the count is always exact.
+MAX_PAGE_SIZES = 1000
+
+
+@dataclass(frozen=True)
+class Pages:
+    count: int
+    sizes: list[PageInfo]
 
 
 @dataclass(frozen=True)
@@ -31,29 +39,31 @@ class PageInfo:
         return {"number": self.number, "width": self.width, "height": self.height}
 
 
-def pdf_pages(path: Path) -> list[PageInfo]:
+def pdf_pages(path: Path) -> Pages:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
     try:
-        with warnings.catch_warnings():
+        # A file object, not the path: given a path pypdf reads the whole file into memory.
+        with path.open("rb") as stream, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reader = PdfReader(path, strict=False)
+            reader = PdfReader(stream, strict=False)
             if reader.is_encrypted and not _opens_without_password(reader):
                 raise ImportFailed("The PDF is protected by a password and cannot be read.")
-            pages = []
-            for number, page in enumerate(reader.pages, start=1):
-                box = page.mediabox
-                pages.append(PageInfo(number, float(box.width), float(box.height)))
+            count = len(reader.pages)
+            sizes = []
+            for index in range(min(count, MAX_PAGE_SIZES)):
+                box = reader.pages[index].mediabox
+                sizes.append(PageInfo(index + 1, float(box.width), float(box.height)))
     except ImportFailed:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise ImportFailed(f"The file is not a readable PDF ({_short(exc)}).") from None
     except RecursionError:
         raise ImportFailed("The file is not a readable PDF (its structure is too deep).") from None
-    if not pages:
+    if count == 0:
         raise ImportFailed("The PDF has no pages.")
-    return pages
+    return Pages(count, sizes)
 
 
 def _opens_without_password(reader: object) -> bool:
@@ -63,7 +73,7 @@ def _opens_without_password(reader: object) -> bool:
         return False
 
 
-def image_pages(path: Path) -> list[PageInfo]:
+def image_pages(path: Path) -> Pages:
     """Every frame of an image (a multi-page TIFF has several) with its size in pixels."""
     from PIL import Image, UnidentifiedImageError
 
@@ -72,18 +82,18 @@ def image_pages(path: Path) -> list[PageInfo]:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                frames = getattr(image, "n_frames", 1)
-                pages = []
-                for index in range(frames):
+                count = getattr(image, "n_frames", 1)
+                sizes = []
+                for index in range(min(count, MAX_PAGE_SIZES)):
                     image.seek(index)
-                    pages.append(PageInfo(index + 1, float(image.width), float(image.height)))
+                    sizes.append(PageInfo(index + 1, float(image.width), float(image.height)))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImportFailed(
             f"The image is larger than {MAX_IMAGE_PIXELS} pixels and was not opened."
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImportFailed(f"The file is not a readable image ({_short(exc)}).") from None
-    return pages
+    return Pages(count, sizes)
 
 
 def _short(exc: BaseException) -> str:

@@ -22,7 +22,7 @@ from postroom.content import build_content
 from postroom.intake.sniff import rejection_reason
 from postroom.pipeline import ImportFailed, Retry
 from postroom.pipeline.jobs import ClaimedJob
-from postroom.pipeline.pages import PageInfo, image_pages, pdf_pages
+from postroom.pipeline.pages import Pages, image_pages, pdf_pages
 from postroom.services import Services
 
 TO_REVIEW, FAILED_IMPORT, CONFIRMED, EXPORTED = (
@@ -56,7 +56,7 @@ class ImportContext:
     # Set by intake when the queue refused the type at arrival (its settings then decide).
     rejected_reason: str | None = None
     # Filled in by the steps:
-    pages: list[PageInfo] = field(default_factory=list)
+    pages: Pages | None = None
     content: list[dict[str, Any]] | None = None
     status: str = TO_REVIEW
     automated: bool = False
