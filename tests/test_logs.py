@@ -96,3 +96,19 @@ async def test_serve_writes_json_lines_when_configured(tmp_path: Path) -> None:
     access = [r for r in records if r["logger"] == "postroom.access"]
     assert any(r["message"] == "GET /api/v1/groups" and r["status"] == 401 for r in access)
     assert all(r["level"] in ("INFO", "WARNING", "ERROR") for r in records)
+
+
+async def test_upload_line_carries_the_queue_and_never_the_content(
+    admin: Api, json_access_log: io.StringIO
+) -> None:
+    """An upload's log line names the queue and the status; the file's bytes never reach the log."""
+    form = aiohttp.FormData()
+    form.add_field("content", b"CONFIDENTIAL-INVOICE-7781 total 99 EUR\n", filename="inv.txt")
+    form.add_field("metadata", '{"secret_note": "hush-4411"}')
+    status, body = await admin.post("/queues/1/upload", data=form)
+    assert status == 201, body
+    lines = [json.loads(line) for line in json_access_log.getvalue().splitlines()]
+    upload = next(x for x in lines if x["message"] == "POST /api/v1/queues/1/upload")
+    assert upload["status"] == 201 and upload["queue"] == 1 and upload["user"] == 1
+    text = json_access_log.getvalue()
+    assert "CONFIDENTIAL-INVOICE" not in text and "hush-4411" not in text
