@@ -189,17 +189,18 @@ async def settle_task(conn: AsyncConnection, upload_id: int | None) -> None:
     if upload_id is None:
         return
     a = t.annotations.c
-    statuses = (
-        await conn.execute(
-            sa.select(a.status, a.messages).where(a.upload_id == upload_id).order_by(a.id)
-        )
-    ).all()
-    if not statuses or any(row.status == "importing" for row in statuses):
+    of_upload = a.upload_id == upload_id
+    pending = await conn.execute(sa.select(a.id).where(of_upload, a.status == "importing").limit(1))
+    if pending.first() is not None:
         return
-    failed = [row for row in statuses if row.status == FAILED_IMPORT]
+    imported = await conn.execute(
+        sa.select(a.id).where(of_upload, a.status != FAILED_IMPORT).limit(1)
+    )
     values: dict[str, Any] = {"status": "succeeded"}
-    if len(failed) == len(statuses):
-        messages = failed[0].messages or []
+    if imported.first() is None:
+        messages = (
+            await conn.execute(sa.select(a.messages).where(of_upload).order_by(a.id).limit(1))
+        ).scalar_one_or_none() or []
         first = messages[0].get("content") if messages and isinstance(messages[0], dict) else None
         values = {"status": "failed", "detail": first or "The documents could not be imported."}
     tk = t.tasks.c
