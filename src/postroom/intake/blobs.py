@@ -12,18 +12,22 @@ Postroom ships.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import aiofiles
 import aiofiles.os
 
 CHUNK = 256 * 1024
+# Bytes a writer keeps in memory before it opens its temp file (one chunk).
+BUFFER_BYTES = 256 * 1024
 
 
 class BlobStore(Protocol):
@@ -39,24 +43,48 @@ class BlobStore(Protocol):
 
 
 class BlobWriter:
-    """Streams bytes into a temp file, hashing as they come; `commit` makes them a durable blob."""
+    """Streams bytes into a temp file, hashing as they come; `commit` makes them a durable blob.
+
+    The first BUFFER_BYTES stay in memory: a small file (most uploads) is created, written,
+    fsynced and renamed in one worker-thread call at `commit`, instead of a thread round trip
+    per operation, and a refused one never touches the disk. Larger files stream to the temp
+    file from the second chunk on, hashed in the same worker thread (hashlib releases the GIL).
+    """
 
     def __init__(self, store: LocalBlobStore) -> None:
         self._store = store
         self._temp = store.tmp_dir / f"{secrets.token_hex(16)}.part"
-        self._file: aiofiles.threadpool.binary.AsyncBufferedIOBase | None = None
+        self._file: BinaryIO | None = None
+        self._pending = bytearray()  # bytes not yet in the temp file
+        # A cancelled caller may abort while a write still runs in a worker thread: the lock
+        # and `_aborted` keep that write from re-creating the temp file after its removal.
+        self._lock = threading.Lock()
+        self._aborted = False
         self._sha = hashlib.sha256()
         self.size = 0
         self.head = b""  # the first 8 KiB, for type sniffing without reading the file again
 
     async def write(self, data: bytes) -> None:
-        if self._file is None:
-            self._file = await aiofiles.open(self._temp, "wb")
         if len(self.head) < 8192:
             self.head += data[: 8192 - len(self.head)]
-        self._sha.update(data)
         self.size += len(data)
-        await self._file.write(data)
+        if self._file is None and len(self._pending) + len(data) <= BUFFER_BYTES:
+            self._sha.update(data)
+            self._pending += data
+            return
+        await asyncio.to_thread(self._write_through, data)
+
+    def _write_through(self, data: bytes) -> None:
+        with self._lock:
+            if self._aborted:
+                raise OSError("blob writer aborted")
+            if self._file is None:
+                self._file = open(self._temp, "wb")  # noqa: SIM115 - closed by commit/abort
+            if self._pending:
+                self._file.write(self._pending)
+                self._pending = bytearray()
+            self._sha.update(data)
+            self._file.write(data)
 
     @property
     def key(self) -> str:
@@ -64,21 +92,35 @@ class BlobWriter:
 
     async def commit(self) -> str:
         """fsync + rename into place + fsync the directory; returns the blob key."""
+        return await asyncio.to_thread(self.commit_blocking)
+
+    def commit_blocking(self) -> str:
+        """`commit` for a caller already in a worker thread (blocks on disk I/O)."""
         if self._file is None:
-            self._file = await aiofiles.open(self._temp, "wb")
-        await self._file.flush()
-        await aiofiles.os.wrap(os.fsync)(self._file.fileno())
-        await self._file.close()
+            self._file = open(self._temp, "wb")  # noqa: SIM115 - closed below
+        try:
+            if self._pending:
+                self._file.write(self._pending)
+                self._pending = bytearray()
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
         key = self.key
-        final = self._store.path_of(key)
-        await aiofiles.os.wrap(_place)(self._temp, final)
+        _place(self._temp, self._store.path_of(key))
         return key
 
     async def abort(self) -> None:
-        if self._file is not None:
-            await self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            await aiofiles.os.remove(self._temp)
+        self._pending = bytearray()
+        await asyncio.to_thread(self._abort_blocking)
+
+    def _abort_blocking(self) -> None:
+        with self._lock:
+            self._aborted = True
+            if self._file is not None:
+                self._file.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._temp)
 
     async def __aenter__(self) -> BlobWriter:
         return self

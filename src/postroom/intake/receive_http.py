@@ -219,13 +219,15 @@ async def store_files(body: ReceivedBody, blobs: LocalBlobStore) -> list[StoredF
             raise BadRequest(f"File {received.name!r} is empty.")
     stored: list[StoredFile] = []
     for received in body.files:
-        writer = received.writer
-        key = await writer.commit()
-        path = blobs.path_of(key)
-        head = writer.head[:SNIFF_BYTES]
-        mime = await asyncio.to_thread(sniff_mime, head, path)
-        stored.append(StoredFile(key, writer.size, mime, received.name))
+        key, mime = await asyncio.to_thread(_commit_and_sniff, received.writer, blobs)
+        stored.append(StoredFile(key, received.writer.size, mime, received.name))
     return stored
+
+
+def _commit_and_sniff(writer: BlobWriter, blobs: LocalBlobStore) -> tuple[str, str]:
+    # One worker-thread trip per file: write, fsync, rename, fsync dir, then libmagic.
+    key = writer.commit_blocking()
+    return key, sniff_mime(writer.head[:SNIFF_BYTES], blobs.path_of(key))
 
 
 async def discard_quietly(body: ReceivedBody) -> None:
