@@ -264,3 +264,44 @@ async def check_mails(engine: AsyncEngine, ledger: Ledger) -> None:
         found = per_message.get(message_id, [])
         assert len(found) == 1, (message_id, found)  # one email, one attachment, one annotation
         assert found[0].status == "to_review", (message_id, found)
+
+
+async def lease_holder_pid(engine: AsyncEngine) -> int | None:
+    async with engine.connect() as conn:
+        holder = await conn.scalar(sa.select(t.duty_leases.c.holder))
+    return int(holder.split(":")[1]) if holder else None
+
+
+async def test_background_duties_run_in_one_instance_and_move_to_the_survivor(
+    cluster: list[ServeProcess], engine: AsyncEngine
+) -> None:
+    """One instance holds the duty lease; when it is SIGKILLed the other takes over and a due queue deletion still happens."""
+    pids = {proc.proc.pid: proc for proc in cluster if proc.proc is not None}
+    holder = None
+    for _ in range(100):
+        holder = await lease_holder_pid(engine)
+        if holder in pids:
+            break
+        await asyncio.sleep(0.1)
+    assert holder in pids, holder
+    sweeper = pids[holder]
+    survivor = next(proc for pid, proc in pids.items() if pid != holder)
+    await asyncio.to_thread(sweeper.kill)
+
+    async with aiohttp.ClientSession() as http:
+        headers = await login(http, survivor.base)
+        async with http.delete(
+            survivor.base + "/api/v1/queues/1?delete_after=00:00:01", headers=headers
+        ) as response:
+            assert response.status == 202
+    # The dead sweeper's lease runs out (30 s at most here), then the survivor sweeps.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 90
+    while True:
+        async with engine.connect() as conn:
+            left = await conn.scalar(sa.select(sa.func.count()).where(t.queues.c.id == 1))
+        if left == 0:
+            break
+        assert loop.time() < deadline, "the survivor never ran the queue deletion"
+        await asyncio.sleep(0.5)
+    assert await lease_holder_pid(engine) == survivor.proc.pid  # type: ignore[union-attr]
