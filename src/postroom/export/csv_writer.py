@@ -8,6 +8,7 @@ exactly as stored.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -84,23 +85,31 @@ def _numeric(columns: Sequence[Column], values: list[str]) -> list[Any]:
     return out
 
 
+def render_rows(
+    ctx: ExportContext,
+    rows: Sequence[Any],
+    columns: Sequence[Column],
+    dialect: Mapping[str, Any],
+    header: bool = False,
+) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, **dialect)
+    numbers = dialect["quoting"] == csv.QUOTE_NONNUMERIC
+    if header:
+        writer.writerow([c.header for c in columns])
+    for row in rows:
+        for values in table_rows(ctx, columns, row):
+            writer.writerow(_numeric(columns, values) if numbers else values)
+    return buffer.getvalue().encode("utf-8")
+
+
 async def write_csv(
     ctx: ExportContext,
     batches: AsyncIterator[Sequence[Any]],
     columns: Sequence[Column],
     dialect: Mapping[str, Any],
 ) -> AsyncIterator[bytes]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, **dialect)
-    numbers = dialect["quoting"] == csv.QUOTE_NONNUMERIC
-    writer.writerow([c.header for c in columns])
+    yield render_rows(ctx, [], columns, dialect, header=True)
     async for rows in batches:
-        for row in rows:
-            for values in table_rows(ctx, columns, row):
-                writer.writerow(_numeric(columns, values) if numbers else values)
-        yield buffer.getvalue().encode("utf-8")
-        buffer.seek(0)
-        buffer.truncate()
-    tail = buffer.getvalue()
-    if tail:
-        yield tail.encode("utf-8")
+        # Decoding and rendering are CPU work: off the event loop.
+        yield await asyncio.to_thread(render_rows, ctx, rows, columns, dialect)

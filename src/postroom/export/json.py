@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from postroom.clock import iso
-from postroom.export.records import ExportContext
+from postroom.export.records import ExportContext, decoded
 from postroom.export.tree import export_content, index_content
 
 
@@ -29,9 +30,15 @@ def export_item(ctx: ExportContext, row: Any) -> dict[str, Any]:
         },
         "modifier": ctx.modifier_url(row),
         "schema": {"url": ctx.schema_url(row)},
-        "metadata": row.metadata or {},
+        "metadata": decoded(row.metadata) or {},
         "content": export_content(ctx.schema, index_content(row.content)),
     }
+
+
+def render_items(ctx: ExportContext, rows: Sequence[Any], first: bool) -> bytes:
+    """One batch of `results` items, comma-separated (led by a comma unless `first`)."""
+    items = ", ".join(json.dumps(export_item(ctx, row), ensure_ascii=False) for row in rows)
+    return (items if first else ", " + items).encode("utf-8")
 
 
 async def write_json(
@@ -40,11 +47,8 @@ async def write_json(
     yield b'{"pagination": ' + json.dumps(ctx.pagination).encode() + b', "results": ['
     first = True
     async for rows in batches:
-        parts = []
-        for row in rows:
-            parts.append(
-                ("" if first else ", ") + json.dumps(export_item(ctx, row), ensure_ascii=False)
-            )
+        if rows:
+            # Decoding and rendering are CPU work: off the event loop.
+            yield await asyncio.to_thread(render_items, ctx, rows, first)
             first = False
-        yield "".join(parts).encode("utf-8")
     yield b"]}"

@@ -8,6 +8,7 @@ out, as the reference says.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,9 @@ def _content_of(node: Node) -> Node:
 
 
 def index_content(content: Any) -> ContentIndex:
+    """Index an annotation's content (the tree, or its JSON text)."""
+    if isinstance(content, str):
+        content = json.loads(content)
     index = ContentIndex()
     if not isinstance(content, list):
         return index

@@ -28,9 +28,20 @@ MAX_ROWS = 1_048_576  # the format's limit per worksheet
 CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _write_rows(
-    sheet: Worksheet, columns: Sequence[Column], rows: list[list[str]], first: int
+def _write_batch(
+    ctx: ExportContext,
+    sheet: Worksheet,
+    columns: Sequence[Column],
+    batch: Sequence[Any],
+    first: int,
 ) -> int:
+    """Write one batch of annotations from row `first` on; returns the next free row."""
+    rows = [values for row in batch for values in table_rows(ctx, columns, row)]
+    if first + len(rows) > MAX_ROWS:
+        raise BadRequest(
+            f"The export has more than {MAX_ROWS - 1} rows, the XLSX limit; "
+            "export it in pages (page, page_size) or as CSV."
+        )
     for offset, values in enumerate(rows):
         line = first + offset
         for col, (column, value) in enumerate(zip(columns, values, strict=True)):
@@ -79,14 +90,8 @@ async def write_xlsx_file(
     workbook, sheet = await asyncio.to_thread(_open, path, tmp_dir, columns)
     try:
         line = 1
-        async for rows in batches:
-            table = [values for row in rows for values in table_rows(ctx, columns, row)]
-            if line + len(table) > MAX_ROWS:
-                raise BadRequest(
-                    f"The export has more than {MAX_ROWS - 1} rows, the XLSX limit; "
-                    "export it in pages (page, page_size) or as CSV."
-                )
-            line = await asyncio.to_thread(_write_rows, sheet, columns, table, line)
+        async for batch in batches:
+            line = await asyncio.to_thread(_write_batch, ctx, sheet, columns, batch, line)
         await asyncio.to_thread(workbook.close)
     except BaseException:
         await asyncio.to_thread(_discard, workbook, path)

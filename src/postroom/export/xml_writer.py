@@ -12,6 +12,7 @@ cannot carry (most C0 controls) are dropped rather than producing a file no pars
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from postroom.clock import iso
-from postroom.export.records import ExportContext
+from postroom.export.records import ExportContext, decoded
 from postroom.export.tree import export_content, index_content
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -65,7 +66,8 @@ def annotation_element(ctx: ExportContext, row: Any) -> ET.Element:
         ET.SubElement(root, "modifier", {"url": modifier})
     ET.SubElement(root, "schema", {"url": ctx.schema_url(row)})
     # Metadata is free JSON (keys need not be XML names): carried as JSON text.
-    _leaf(root, "metadata", json.dumps(row.metadata, ensure_ascii=False) if row.metadata else None)
+    metadata = decoded(row.metadata)
+    _leaf(root, "metadata", json.dumps(metadata, ensure_ascii=False) if metadata else None)
     content = ET.SubElement(root, "content")
     for section in export_content(ctx.schema, index_content(row.content)):
         _content_node(content, section)
@@ -79,13 +81,18 @@ def _pagination(pagination: Mapping[str, Any]) -> bytes:
     return ET.tostring(element, encoding="utf-8", xml_declaration=False)
 
 
+def render_annotations(ctx: ExportContext, rows: Sequence[Any]) -> bytes:
+    return b"".join(
+        ET.tostring(annotation_element(ctx, row), encoding="utf-8", xml_declaration=False)
+        for row in rows
+    )
+
+
 async def write_xml(
     ctx: ExportContext, batches: AsyncIterator[Sequence[Any]]
 ) -> AsyncIterator[bytes]:
     yield b'<?xml version="1.0" encoding="utf-8"?>\n<export><results>'
     async for rows in batches:
-        yield b"".join(
-            ET.tostring(annotation_element(ctx, row), encoding="utf-8", xml_declaration=False)
-            for row in rows
-        )
+        # Decoding and rendering are CPU work: off the event loop.
+        yield await asyncio.to_thread(render_annotations, ctx, rows)
     yield b"</results>" + _pagination(ctx.pagination) + b"</export>\n"
