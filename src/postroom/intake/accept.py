@@ -73,6 +73,28 @@ class Accepted:
         return [a for _d, a in self.documents if a is not None]
 
 
+# Built once: intake runs these for every file, and a statement built per call costs more
+# Python time (construction, cache key) than SQLite takes to run it.
+_Q = t.queues.c
+_QUEUE = sa.select(_Q.id, _Q.organization_id, _Q.schema_id, _Q.status, _Q.settings).where(
+    _Q.id == sa.bindparam("queue_id"), _Q.organization_id == sa.bindparam("organization_id")
+)
+_QUEUE_LOCKED = _QUEUE.with_for_update(read=True)
+_IDENTICAL = (
+    sa.select(t.documents.c.id)
+    .where(
+        t.documents.c.organization_id == sa.bindparam("organization_id"),
+        t.documents.c.sha256 == sa.bindparam("sha256"),
+        t.documents.c.original_file_name == sa.bindparam("name"),
+    )
+    .limit(1)
+)
+_INSERTS = {
+    table.name: table.insert().returning(table.c.id)
+    for table in (t.uploads, t.documents, t.annotations, t.tasks, t.jobs)
+}
+
+
 @dataclass(frozen=True)
 class QueueForIntake:
     id: int
@@ -90,13 +112,9 @@ async def queue_for_intake(
     `lock` (PostgreSQL) holds a share lock on the queue row until the transaction ends, so a
     deletion cannot start between this check and the commit of the new records.
     """
-    q = t.queues.c
-    stmt = sa.select(q.id, q.organization_id, q.schema_id, q.status, q.settings).where(
-        q.id == queue_id, q.organization_id == organization_id
-    )
-    if lock:
-        stmt = stmt.with_for_update(read=True)
-    row = (await conn.execute(stmt)).first()
+    stmt = _QUEUE_LOCKED if lock else _QUEUE
+    params = {"queue_id": queue_id, "organization_id": organization_id}
+    row = (await conn.execute(stmt, params)).first()
     if row is None:
         raise NotFound(f"Queue {queue_id} not found.")
     if row.status != ACTIVE:
@@ -118,21 +136,12 @@ async def find_identical(
     if lock and conn.dialect.name == "postgresql":
         # Advisory lock keyed by the content: only requests with the same bytes wait.
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(int(sha256[:15], 16))))
-    d = t.documents.c
-    stmt = (
-        sa.select(d.id)
-        .where(
-            d.organization_id == organization_id,
-            d.sha256 == sha256,
-            d.original_file_name == file_name,
-        )
-        .limit(1)
-    )
-    return (await conn.execute(stmt)).scalar()
+    params = {"organization_id": organization_id, "sha256": sha256, "name": file_name}
+    return (await conn.execute(_IDENTICAL, params)).scalar()
 
 
 async def _insert(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> int:
-    result = await conn.execute(table.insert().values(**values).returning(table.c.id))
+    result = await conn.execute(_INSERTS[table.name], values)
     return int(result.scalar_one())
 
 

@@ -1,9 +1,11 @@
 """Content-addressed blob store on local disk (the bytes of documents and raw emails).
 
-Keys are sha256 hex digests; a blob lives at `<data_dir>/blobs/<k[:2]>/<k[2:4]>/<k>`. Writes are
-durable before anyone is told about them: stream into a temp file in the same filesystem, fsync
-it, rename it into place, fsync the directory (the order of notes/measured-facts.md). The same
-bytes are stored once. A crash can leave an orphan temp file or an unreferenced blob, never a
+Keys are sha256 hex digests; a blob lives at `<data_dir>/blobs/<k[:2]>/<k>`. The 256 fan-out
+directories are made once, when the store opens: a new blob then costs one file creation, its
+rename and one directory fsync, not also a directory creation and its parent's fsync per blob
+(on ext4 those cost more than the small file's own write). Writes are durable before anyone is
+told about them: stream into a temp file in the same filesystem, fsync it, rename it into place,
+fsync the directory (the order of notes/measured-facts.md). The same bytes are stored once. A crash can leave an orphan temp file or an unreferenced blob, never a
 record without bytes; `sweep_temp` clears temp files at start-up.
 
 `BlobStore` is the interface an S3-compatible store would implement; `LocalBlobStore` is the one
@@ -140,8 +142,10 @@ def _fsync_dir(path: Path) -> None:
 
 def _place(temp: Path, final: Path) -> None:
     if final.exists():
-        # Same content already stored (content addressing): keep the old one.
+        # Same content already stored (content addressing): keep the old one. Its writer may
+        # not have fsynced the directory yet, so do it here before our record relies on it.
         temp.unlink(missing_ok=True)
+        _fsync_dir(final.parent)
         return
     if not final.parent.is_dir():
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -157,6 +161,14 @@ class LocalBlobStore:
         self.tmp_dir = data_dir / "tmp"
         self.root.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        made = False
+        for prefix in range(256):
+            fan_out = self.root / f"{prefix:02x}"
+            if not fan_out.is_dir():
+                fan_out.mkdir(exist_ok=True)
+                made = True
+        if made:
+            _fsync_dir(self.root)
 
     def open_writer(self) -> BlobWriter:
         return BlobWriter(self)
@@ -164,7 +176,7 @@ class LocalBlobStore:
     def path_of(self, key: str) -> Path:
         if len(key) != 64 or not all(c in "0123456789abcdef" for c in key):
             raise ValueError("not a blob key")
-        return self.root / key[:2] / key[2:4] / key
+        return self.root / key[:2] / key
 
     async def exists(self, key: str) -> bool:
         return await aiofiles.os.path.exists(self.path_of(key))
