@@ -125,6 +125,7 @@ async def record_failure(
 ) -> None:
     values = {**_outcome(ctx), "messages": [error_message(message)]}
     await _commit(services, job, ctx, FAILED_IMPORT, values)
+    log.info("annotation %s failed_import: %s", ctx.annotation_id, message)
     metrics.observe_import_latency(ctx.arrived_at, FAILED_IMPORT)
 
 

@@ -144,6 +144,15 @@ class WorkerPool:
         if delay is None:
             delay = self.settings.retry_base_s * 2 ** (job.attempts - 1)
         metrics.JOB_RETRIES.labels(kind=job.kind, step=step).inc()
+        log.warning(
+            "job %s (%s) attempt %d failed in %s: %s; retrying in %.1fs",
+            job.id,
+            job.kind,
+            job.attempts,
+            step,
+            reason,
+            delay,
+        )
         try:
             await schedule_retry(
                 self.services.db, job, delay=min(delay, MAX_RETRY_DELAY_S), error=reason
@@ -163,6 +172,9 @@ class WorkerPool:
             log.exception("could not record the failure of job %s", job.id)
             return
         metrics.JOBS_FINISHED.labels(kind=job.kind, outcome="failed").inc()
+        log.warning(
+            "job %s (%s) failed after %d attempts: %s", job.id, job.kind, job.attempts, reason
+        )
 
     async def stop(self) -> None:
         if self._dispatcher is not None:
