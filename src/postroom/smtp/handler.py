@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from postroom import metrics
 from postroom.services import Services
 from postroom.smtp import replies
-from postroom.smtp.intake import IncomingMail, MailIntake, lookup
+from postroom.smtp.intake import IncomingMail, MailIntake, RawMessage, lookup
 
 if TYPE_CHECKING:
     from postroom.smtp.session import MailEnvelope
@@ -116,11 +116,10 @@ class InboxHandler:
     ) -> str:
         return replies.VRFY_REFUSED
 
-    async def deliver(self, envelope: MailEnvelope, raw_key: str, raw_size: int) -> str:
+    async def deliver(self, envelope: MailEnvelope, raw: RawMessage) -> str:
         """Records for a spooled message; the reply to send (250 only after the commit)."""
         mail = IncomingMail(
-            raw_key=raw_key,
-            raw_size=raw_size,
+            raw=raw,
             mail_from=envelope.mail_from or "",
             targets=list(envelope.targets),
         )

@@ -6,7 +6,8 @@ Order (notes/measured-facts.md): the raw message is already a durable blob when 
 called; its attachments are parsed off the loop and written as durable blobs; then one database
 transaction creates, for every recipient inbox, the email record and — through
 `intake.accept.accept_files` — upload, documents, annotations (`importing`) and jobs. Only after
-that commit may the caller answer 250 / 202. A failure anywhere raises; nothing is half-created
+that commit may the caller answer 250 / 202. Deliveries arriving together share one transaction
+(`smtp.commits`: group commit, one savepoint each). A failure anywhere raises; nothing is half-created
 (a blob without a record is an orphan the store tolerates).
 
 A sending MTA that lost our 250 sends the message again: an inbox that already holds an email with
@@ -23,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,9 +35,11 @@ from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.errors import ConflictStatus
 from postroom.intake.accept import StoredFile, Submission, accept_files
+from postroom.intake.blobs import BlobWriter
 from postroom.intake.sniff import SNIFF_BYTES, accepted_mime_types, mime_accepted, sniff_mime
 from postroom.services import Services
 from postroom.smtp import notify, senders
+from postroom.smtp.commits import CommitBatcher
 from postroom.smtp.parse import Found, ParsedMail, parse_message
 
 log = logging.getLogger("postroom.smtp")
@@ -46,6 +50,8 @@ _WRITE_SLICE = 1024 * 1024
 # A parsed message costs about twice its raw size in memory (text + decoded attachments).
 _PARSE_COST_FACTOR = 2
 _PG_DEDUPE_LOCK = 727_004
+_PARSE_INLINE_BYTES = 64 * 1024  # smaller messages are parsed on the loop (bounded: < 1 ms)
+_PARALLEL_WRITES = 8  # attachment blobs written (and fsynced) at once per message
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,20 @@ class Lookup:
 
 
 @dataclass
+class RawMessage:
+    """The message as received. `key` is its sha256 (the blob key). When `pending` is set the
+    bytes are written but not yet durable: `deliver` commits them (fsync, rename) while it parses
+    — from `data`, the whole message kept in memory when it is small."""
+
+    key: str
+    size: int
+    data: bytes | None = None
+    pending: BlobWriter | None = None
+
+
+@dataclass
 class IncomingMail:
-    raw_key: str
-    raw_size: int
+    raw: RawMessage
     mail_from: str  # envelope sender; "" or "<>" is the null sender
     targets: list[Target]
     creator_id: int | None = None
@@ -117,17 +134,51 @@ class ByteBudget:
                 self._changed.notify_all()
 
 
+# Statements run for every message are built once (bound parameters): SQLAlchemy then skips
+# rebuilding and re-keying them, a large part of the per-message CPU otherwise.
+_I, _Q, _E = t.inboxes.c, t.queues.c, t.emails.c
+_LOOKUP = (
+    sa.select(_I.id, _I.email, _I.organization_id, _Q.id.label("queue_id"), _Q.status)
+    .select_from(t.inboxes.join(t.queues, _Q.inbox_id == _I.id))
+    .where(_I.email == sa.bindparam("address"))
+    .order_by(_Q.id)
+)
+
+
+def _place_statement(with_message_id: bool) -> sa.Select[Any]:
+    same_id = (
+        _E.message_id == sa.bindparam("message_id") if with_message_id else _E.message_id.is_(None)
+    )
+    earlier = (
+        sa.select(_E.id)
+        .where(
+            _E.inbox_id == sa.bindparam("inbox_id"), _E.raw_sha256 == sa.bindparam("sha"), same_id
+        )
+        .order_by(_E.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(
+            _I.filters,
+            _I.bounce_email_to,
+            _I.bounce_email_with_no_attachments,
+            _Q.status,
+            _Q.settings,
+            earlier.label("earlier"),
+        )
+        .select_from(t.inboxes.join(t.queues, _Q.inbox_id == _I.id))
+        .where(_I.id == sa.bindparam("inbox_id"), _Q.id == sa.bindparam("queue_id"))
+    )
+
+
+_PLACE = {True: _place_statement(True), False: _place_statement(False)}
+_INSERT_EMAIL = t.emails.insert().returning(_E.id)
+
+
 async def lookup(conn: AsyncConnection, address: str) -> Lookup:
     """The inbox (and its queue) an address names, matched case-insensitively."""
-    i, q = t.inboxes.c, t.queues.c
-    rows = (
-        await conn.execute(
-            sa.select(i.id, i.email, i.organization_id, q.id.label("queue_id"), q.status)
-            .select_from(t.inboxes.join(t.queues, q.inbox_id == i.id))
-            .where(i.email == address.strip().lower())
-            .order_by(q.id)
-        )
-    ).all()
+    rows = (await conn.execute(_LOOKUP, {"address": address.strip().lower()})).all()
     if not rows:
         return Lookup(None, None)
     row = next((r for r in rows if r.status == ACTIVE), rows[0])
@@ -170,18 +221,17 @@ class MailIntake:
         self.services = services
         self.notifier = notifier
         self.budget = ByteBudget(max(2 * services.settings.smtp.max_message_bytes, 64 << 20))
+        self.commits = CommitBatcher(services.db)
 
     async def deliver(self, mail: IncomingMail) -> Delivered:
         """Store one message for its recipient inboxes (raises on any failure: answer 451)."""
-        async with self.budget.reserve(mail.raw_size * _PARSE_COST_FACTOR):
-            path = self.services.blobs.path_of(mail.raw_key)
-            parsed = await asyncio.to_thread(parse_message, path)
-            kept = [await self._keep(found) for found in parsed.files]
+        parsed, kept = await self._durable_parts(mail.raw)
         for name, why in parsed.skipped:
             log.info("email attachment %r not kept: %s", name, why)
-        notices: list[notify.Notice] = []
-        delivered = Delivered()
-        async with self.services.db.transaction() as conn:
+
+        async def write(conn: AsyncConnection) -> tuple[Delivered, list[notify.Notice]]:
+            notices: list[notify.Notice] = []
+            delivered = Delivered()
             if conn.dialect.name == "postgresql":
                 # Two sessions delivering the same resent message must not both miss each other.
                 await conn.execute(
@@ -191,31 +241,78 @@ class MailIntake:
                 await self._deliver_to(conn, mail, target, parsed, kept, delivered, notices)
             if not delivered.email_ids and not delivered.duplicate_ids:
                 raise ConflictStatus("No recipient inbox belongs to an active queue any more.")
+            return delivered, notices
+
+        delivered, notices = await self.commits.run(write)
         self.services.jobs_available.set()
         for notice in notices:
             self.notifier.schedule(notice)
         self._count(parsed, kept, delivered)
         return delivered
 
-    async def _keep(self, found: Found) -> _Kept:
-        stored = await self._store(found)
-        members = None if found.members is None else [await self._store(m) for m in found.members]
+    async def _durable_parts(self, raw: RawMessage) -> tuple[ParsedMail, list[_Kept]]:
+        """Parse the message and store its files; the raw message is made durable meanwhile.
+
+        fsyncs issued together cost about one (the filesystem journal commits them at once),
+        so the raw message's commit runs beside the parse and the attachments' commits.
+        """
+        commit = None if raw.pending is None else asyncio.ensure_future(raw.pending.commit())
+        try:
+            if raw.data is None and commit is not None:
+                await commit  # the parser reads the stored file
+            source: Path | bytes = (
+                raw.data if raw.data is not None else self.services.blobs.path_of(raw.key)
+            )
+            async with self.budget.reserve(raw.size * _PARSE_COST_FACTOR):
+                if isinstance(source, bytes) and len(source) <= _PARSE_INLINE_BYTES:
+                    # Well under a millisecond: cheaper than a worker thread fighting the loop
+                    # for the GIL.
+                    parsed = parse_message(source)
+                else:
+                    parsed = await asyncio.to_thread(parse_message, source)
+                limit = asyncio.Semaphore(_PARALLEL_WRITES)
+                kept = list(await asyncio.gather(*(self._keep(f, limit) for f in parsed.files)))
+            if commit is not None:
+                await commit
+        except BaseException:
+            if commit is not None:
+                await asyncio.wait([commit])
+                if commit.cancelled() or commit.exception() is not None:
+                    assert raw.pending is not None
+                    await raw.pending.abort()
+            raise
+        return parsed, kept
+
+    async def _keep(self, found: Found, limit: asyncio.Semaphore) -> _Kept:
+        async with limit:
+            stored = await self._store(found)
+        members = None
+        if found.members is not None:
+            members = list(
+                await asyncio.gather(*(self._store_limited(m, limit) for m in found.members))
+            )
         return _Kept(stored, members)
 
+    async def _store_limited(self, found: Found, limit: asyncio.Semaphore) -> StoredFile:
+        async with limit:
+            return await self._store(found)
+
     async def _store(self, found: Found) -> StoredFile:
-        """Write one file as a durable blob and sniff its type from the stored bytes."""
+        """Write one file as a durable blob and sniff its type from its bytes."""
+        data = found.data
         writer = self.services.blobs.open_writer()
         async with writer:
-            data = found.data
             for start in range(0, len(data), _WRITE_SLICE):
                 await writer.write(data[start : start + _WRITE_SLICE])
             key = await writer.commit()
         found.data = b""  # durable now: let the memory go before the transaction
-        path = self.services.blobs.path_of(key)
-        mime = await asyncio.to_thread(sniff_mime, data[:SNIFF_BYTES], path)
-        size = len(data)
-        del data
-        return StoredFile(key, size, mime, found.name, found.status)
+        head = data[:SNIFF_BYTES]
+        if head.startswith(b"PK"):
+            # A zip may be an Office file: sniff looks into its central directory on disk.
+            mime = await asyncio.to_thread(sniff_mime, head, self.services.blobs.path_of(key))
+        else:
+            mime = sniff_mime(head)  # libmagic on 8 KiB: tens of microseconds
+        return StoredFile(key, len(data), mime, found.name, found.status)
 
     async def _deliver_to(
         self,
@@ -227,21 +324,32 @@ class MailIntake:
         delivered: Delivered,
         notices: list[notify.Notice],
     ) -> None:
-        earlier = await _already_stored(conn, target.inbox_id, parsed.message_id, mail.raw_key)
-        if earlier is not None:
-            delivered.duplicate_ids.append(earlier)
-            return
-        place = await _inbox_and_queue(conn, target)
+        place = await _place(conn, target, parsed.message_id, mail.raw.key)
         if place is None:
             log.warning("mail for %s skipped: its queue is no longer active", target.inbox_email)
             return
-        inbox, queue = place
+        if place.earlier is not None:
+            delivered.duplicate_ids.append(place.earlier)
+            return
         sender = parsed.sender["email"] or _envelope_address(mail.mail_from)
-        filtered = senders.filter_reason(inbox.filters, sender)
-        email_id = await _insert_email(conn, mail, target, parsed, filtered)
+        filtered = senders.filter_reason(place.filters, sender)
+        files = [] if filtered else files_for_queue(kept, place.settings or {})
+        facts = notify.NoticeFacts(
+            null_sender=_envelope_address(mail.mail_from) == "" and mail.creator_id is None,
+            auto_submitted=parsed.auto_submitted,
+            queue_settings=place.settings or {},
+            inbox_bounce_to=place.bounce_email_to,
+            inbox_bounce_default=place.bounce_email_with_no_attachments,
+            sender_email=sender,
+            sender_name=parsed.sender["name"],
+        )
+        # accept_files gives every file without attachment_status an annotation.
+        processable = any(f.attachment_status is None for f in files)
+        status = None
+        if not filtered and not processable:
+            status = notify.decide(facts, self.services.settings.smtp.relay_host)
+        email_id = await _insert_email(conn, mail, target, parsed, filtered, status)
         delivered.email_ids.append(email_id)
-        annotations = 0
-        files = [] if filtered else files_for_queue(kept, queue.settings or {})
         if files or mail.task_type:
             accepted = await accept_files(
                 conn,
@@ -256,24 +364,8 @@ class MailIntake:
                     task_type=mail.task_type,
                 ),
             )
-            annotations = len(accepted.annotation_ids)
             if accepted.task_id is not None:
                 delivered.task_ids.append(accepted.task_id)
-        if filtered or annotations:
-            return
-        facts = notify.NoticeFacts(
-            null_sender=_envelope_address(mail.mail_from) == "" and mail.creator_id is None,
-            auto_submitted=parsed.auto_submitted,
-            queue_settings=queue.settings or {},
-            inbox_bounce_to=inbox.bounce_email_to,
-            inbox_bounce_default=inbox.bounce_email_with_no_attachments,
-            sender_email=sender,
-            sender_name=parsed.sender["name"],
-        )
-        status = notify.decide(facts, self.services.settings.smtp.relay_host)
-        await conn.execute(
-            sa.update(t.emails).where(t.emails.c.id == email_id).values(notification_status=status)
-        )
         if status == notify.PENDING:
             to_email, to_name = notify.recipient_of(facts)
             notices.append(
@@ -302,41 +394,26 @@ def _envelope_address(mail_from: str) -> str:
 
 
 def _lock_key(mail: IncomingMail) -> int:
-    return int(mail.raw_key[:8], 16) - (1 << 31)
+    return int(mail.raw.key[:8], 16) - (1 << 31)
 
 
-async def _already_stored(
-    conn: AsyncConnection, inbox_id: int, message_id: str | None, raw_sha256: str
-) -> int | None:
-    """The email an earlier copy of this message became in this inbox, if any."""
-    e = t.emails.c
-    same_id = e.message_id.is_(None) if message_id is None else e.message_id == message_id
-    stmt = sa.select(e.id).where(e.inbox_id == inbox_id, e.raw_sha256 == raw_sha256, same_id)
-    return await conn.scalar(stmt.order_by(e.id).limit(1))
-
-
-async def _inbox_and_queue(
-    conn: AsyncConnection, target: Target
-) -> tuple[sa.Row[Any], sa.Row[Any]] | None:
-    inbox = (
-        await conn.execute(
-            sa.select(
-                t.inboxes.c.filters,
-                t.inboxes.c.bounce_email_to,
-                t.inboxes.c.bounce_email_with_no_attachments,
-            ).where(t.inboxes.c.id == target.inbox_id)
-        )
-    ).first()
-    queue = (
-        await conn.execute(
-            sa.select(t.queues.c.status, t.queues.c.settings).where(
-                t.queues.c.id == target.queue_id
-            )
-        )
-    ).first()
-    if inbox is None or queue is None or queue.status != ACTIVE:
+async def _place(
+    conn: AsyncConnection, target: Target, message_id: str | None, raw_sha256: str
+) -> Any:
+    """In one query: the inbox's filters and notification fields, the queue's settings, and the
+    email an earlier copy of this message became in this inbox (`earlier`). None when the queue
+    is no longer active."""
+    params: dict[str, Any] = {
+        "inbox_id": target.inbox_id,
+        "queue_id": target.queue_id,
+        "sha": raw_sha256,
+    }
+    if message_id is not None:
+        params["message_id"] = message_id
+    row = (await conn.execute(_PLACE[message_id is not None], params)).first()
+    if row is None or row.status != ACTIVE:
         return None
-    return inbox, queue
+    return row
 
 
 async def _insert_email(
@@ -345,14 +422,15 @@ async def _insert_email(
     target: Target,
     parsed: ParsedMail,
     filtered: str | None,
+    notification_status: str | None,
 ) -> int:
     listed = {a["email"].lower() for a in parsed.to + parsed.cc}
     # The envelope recipient the headers do not show was a blind copy. Only this record's own
     # inbox is named: the other recipients' addresses are not this organization's business.
     bcc = [] if target.address.lower() in listed else [{"email": target.address, "name": ""}]
     result = await conn.execute(
-        t.emails.insert()
-        .values(
+        _INSERT_EMAIL,
+        dict(
             organization_id=target.organization_id,
             queue_id=target.queue_id,
             inbox_id=target.inbox_id,
@@ -367,13 +445,14 @@ async def _insert_email(
             body_text_plain=parsed.body_text_plain,
             body_text_html=parsed.body_text_html,
             message_id=parsed.message_id,
-            raw_blob=mail.raw_key,
-            raw_sha256=mail.raw_key,
+            raw_blob=mail.raw.key,
+            raw_sha256=mail.raw.key,
             labels=[],
             metadata={},
             filtered_reason=filtered,
+            notification_status=notification_status,
+            parent_id=None,
             created_at=utcnow(),
-        )
-        .returning(t.emails.c.id)
+        ),
     )
     return int(result.scalar_one())

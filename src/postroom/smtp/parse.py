@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import re
 import warnings
 from dataclasses import dataclass, field
-from email import errors, policy
-from email.headerregistry import Address
+from email import errors
+from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser
+from email.policy import Compat32
 from email.utils import getaddresses, parseaddr
 from io import BytesIO
 from pathlib import Path
@@ -124,34 +126,69 @@ def _shorten(text: str, limit: int = BODY_BYTES) -> str:
     return encoded[:limit].decode("utf-8", "ignore")
 
 
-def _header(message: Message, name: str) -> str:
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+class _RawHeaders(Compat32):
+    """compat32 parsing (fast: headers stay strings) with 8-bit header bytes read as UTF-8.
+
+    The modern `policy.default` re-parses a header on every access; a message walk asks for
+    Content-Type many times, which made it several times slower. RFC 2047 words are decoded
+    only in the few headers Postroom keeps (`decode_words`).
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:  # type: ignore[override]
+        if _ESCAPED_BYTE.search(value):
+            # SMTPUTF8 mail carries raw UTF-8 in headers; the parser handed it over as escapes.
+            value = value.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+        return value
+
+
+PARSE_POLICY = _RawHeaders()
+
+
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded words (`=?utf-8?q?...?=`) → text; other text is left as it is."""
+    if "=?" not in value:
+        return value
     try:
-        value = message.get(name)
-    except (ValueError, IndexError, TypeError, errors.HeaderParseError):
-        return ""
-    return " ".join(str(value).split()) if value is not None else ""
+        parts = decode_header(value)
+    except (ValueError, errors.HeaderParseError):
+        return value
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            # decode_header turns the unencoded text between words into raw-unicode-escape bytes.
+            try:
+                chunk = chunk.decode(charset or "raw-unicode-escape", "replace")
+            except LookupError:
+                chunk = chunk.decode("latin-1")
+        out.append(chunk)
+    return "".join(out)
+
+
+def _header(message: Message, name: str) -> str:
+    value = message.get(name)
+    return " ".join(decode_words(str(value)).split()) if value is not None else ""
 
 
 def _addresses(message: Message, name: str) -> list[dict[str, str]]:
+    values = [str(v) for v in message.get_all(name) or []]
     try:
-        values = message.get_all(name) or []
-        pairs = getaddresses([str(v) for v in values])
-    except (ValueError, IndexError, TypeError, errors.HeaderParseError):
+        pairs = getaddresses(values)
+    except (ValueError, IndexError, TypeError):
         return []
-    return [{"email": addr, "name": display} for display, addr in pairs if "@" in addr]
+    return [
+        {"email": addr, "name": decode_words(display)} for display, addr in pairs if "@" in addr
+    ]
 
 
 def _sender(message: Message) -> dict[str, str]:
-    raw = _header(message, "from")
-    try:
-        header = message.get("from")
-        found = list(getattr(header, "addresses", ()) or ())
-    except (ValueError, IndexError, TypeError, errors.HeaderParseError):
-        found = []
-    if found and isinstance(found[0], Address) and found[0].addr_spec:
-        return {"email": found[0].addr_spec, "name": found[0].display_name or ""}
-    display, addr = parseaddr(raw)
-    return {"email": addr, "name": display}
+    found = _addresses(message, "from")
+    if found:
+        return found[0]
+    display, addr = parseaddr(str(message.get("from") or ""))
+    return {"email": addr, "name": decode_words(display)}
 
 
 def _is_auto_submitted(message: Message) -> bool:
@@ -161,14 +198,14 @@ def _is_auto_submitted(message: Message) -> bool:
 
 
 def _text_of(part: Message) -> str:
-    try:
-        content = part.get_content()  # type: ignore[attr-defined]
-        if isinstance(content, str):
-            return content
-    except (LookupError, ValueError, AttributeError, KeyError, errors.MessageError):
-        pass
     payload = part.get_payload(decode=True)
-    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, "replace")
+    except LookupError:
+        return payload.decode("utf-8", "replace")
 
 
 def is_tiny_image(data: bytes) -> bool:
@@ -213,6 +250,8 @@ class _Walker:
             raw_name = part.get_filename()
         except (ValueError, IndexError, TypeError, LookupError, errors.HeaderParseError):
             raw_name = None
+        if raw_name is not None:
+            raw_name = decode_words(raw_name)
         disposition = part.get_content_disposition()
         if ctype == "message/rfc822" or (raw_name or "").lower().endswith(".eml"):
             self._attached_message(part, raw_name, depth)
@@ -240,7 +279,7 @@ class _Walker:
         data = part.get_payload(decode=True)
         if not isinstance(data, bytes) or not data.strip():
             return
-        inner = BytesParser(policy=policy.default).parsebytes(data)
+        inner = BytesParser(policy=PARSE_POLICY).parsebytes(data)
         self.walk(inner, depth + 1)
 
     def _file(self, part: Message, raw_name: str | None, ctype: str) -> None:
@@ -290,7 +329,7 @@ def _archive(name: str, data: bytes) -> Found:
 
 def parse_message(source: Path | bytes) -> ParsedMail:
     """Parse a stored raw message (a path, or the bytes) into what Postroom records."""
-    parser = BytesParser(policy=policy.default)
+    parser = BytesParser(policy=PARSE_POLICY)
     if isinstance(source, bytes):
         message: Any = parser.parsebytes(source)
     else:

@@ -32,7 +32,7 @@ from postroom.intake.blobs import BlobWriter, LocalBlobStore
 from postroom.smtp import replies
 from postroom.smtp.dotstream import DotDecoder
 from postroom.smtp.handler import InboxHandler, peer_address
-from postroom.smtp.intake import Target
+from postroom.smtp.intake import RawMessage, Target
 
 log = logging.getLogger("postroom.smtp")
 
@@ -76,7 +76,10 @@ class SessionRegistry:
 
 class _Spool:
     """The temp file of one incoming message; writes are shielded so a cancelled session never
-    closes or removes the file under a write still running in the thread pool."""
+    closes or removes the file under a write still running in the thread pool.
+
+    Up to FLUSH_BYTES stay in memory: a message that small is written in one piece at the end
+    and its bytes are handed to the parser directly (`whole`)."""
 
     def __init__(self, writer: BlobWriter, registry: SessionRegistry) -> None:
         self.writer = writer
@@ -84,6 +87,7 @@ class _Spool:
         self._registry = registry
         self._inflight: asyncio.Future[None] | None = None
         self._buffer = bytearray()
+        self.whole: bytes | None = None
         self.discarded = False
 
     async def add(self, data: bytes) -> None:
@@ -91,6 +95,12 @@ class _Spool:
         self.size += len(data)
         if len(self._buffer) >= FLUSH_BYTES:
             await self.flush()
+
+    async def finish(self) -> None:
+        """Write what is still buffered; keep the bytes when they are the whole message."""
+        if self.writer.size == 0:
+            self.whole = bytes(self._buffer)
+        await self.flush()
 
     async def flush(self) -> None:
         if not self._buffer:
@@ -271,14 +281,10 @@ class PostroomSMTP(SMTP):
         finally:
             reader._limit = self.line_length_limit
         if not too_big:
-            await spool.flush()
+            await spool.finish()
         return not too_big
 
     async def _store(self, spool: _Spool, envelope: MailEnvelope) -> str:
-        try:
-            key = await spool.writer.commit()
-        except Exception:
-            log.exception("could not write a received message to the blob store")
-            spool.discard()
-            return replies.STORAGE_FAILED
-        return await self.handler.deliver(envelope, key, spool.size)
+        # The intake makes the raw bytes durable (fsync + rename) while it parses them.
+        raw = RawMessage(spool.writer.key, spool.size, spool.whole, pending=spool.writer)
+        return await self.handler.deliver(envelope, raw)
