@@ -129,6 +129,10 @@ RATE_LIMITED = Counter(
 )
 
 
+# Job kinds the gauges have reported (so an emptied kind drops to 0); "import" always shows.
+_SEEN_KINDS: set[str] = {"import"}
+
+
 def observe_import_latency(arrived_at: datetime, status: str) -> None:
     """Record an annotation leaving `importing` (status: to_review, failed_import, ...)."""
     IMPORT_LATENCY.labels(status=status).observe(max(0.0, (utcnow() - arrived_at).total_seconds()))
@@ -152,10 +156,10 @@ async def refresh_pipeline_gauges(conn: AsyncConnection) -> None:
     for kind, status, count in rows:
         (depth if status == "queued" else running)[kind] = count
     # Kinds seen before but now empty must read 0, not keep their last value.
-    for gauge, values in ((QUEUE_DEPTH, depth), (JOBS_RUNNING, running)):
-        known = {labels[0] for labels in _label_values(gauge)}
-        for kind in known | set(values) | {"import"}:
-            gauge.labels(kind=kind).set(values.get(kind, 0))
+    _SEEN_KINDS.update(depth, running)
+    for kind in _SEEN_KINDS:
+        QUEUE_DEPTH.labels(kind=kind).set(depth.get(kind, 0))
+        JOBS_RUNNING.labels(kind=kind).set(running.get(kind, 0))
     now = utcnow()
     oldest = (
         await conn.execute(
@@ -165,7 +169,3 @@ async def refresh_pipeline_gauges(conn: AsyncConnection) -> None:
         )
     ).scalar_one_or_none()
     OLDEST_QUEUED_AGE.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)
-
-
-def _label_values(gauge: Gauge) -> list[tuple[str, ...]]:
-    return list(gauge._metrics.keys())  # prometheus_client keeps children keyed by label values
