@@ -153,6 +153,7 @@ async def test_document_lifetime_purges_old_annotations(server_factory: Any) -> 
 async def test_duty_lease_has_one_holder_until_released_or_expired(server: RunningServer) -> None:
     """A second holder cannot take the lease while it is held; it can once released or expired."""
     svc = _svc(server)
+
     # The service's own sweeper takes the lease at start (then sleeps a minute): clear it.
     async def taken() -> bool:
         async with svc.db.reading() as conn:
@@ -175,3 +176,25 @@ async def test_duty_lease_has_one_holder_until_released_or_expired(server: Runni
         )
     assert await one.acquire()
     assert not await two.acquire()
+
+
+async def test_failed_deletion_marks_the_queue_deletion_failed(
+    server_factory: Any, http: aiohttp.ClientSession
+) -> None:
+    """When removing a queue's data fails (a blob that cannot be deleted), the queue ends
+    `deletion_failed` instead of vanishing half-deleted without a trace."""
+    server = await server_factory(**FAST)
+    api = await _login(server, http)
+    svc = _svc(server)
+    queue_id, _ = await add_queue_with_inbox(server, "Stuck")
+    key = "ab" * 32
+    svc.blobs.path_of(key).mkdir(parents=True)  # a directory where the blob file should be
+    queue = await first_queue(svc)
+    await insert_annotations(svc, dataclasses.replace(queue, queue_id=queue_id), 1, blob_key=key)
+    await api.delete(f"/queues/{queue_id}", params={"delete_after": "00:00:01"}, expect=202)
+
+    async def failed() -> bool:
+        _, body = await api.get(f"/queues/{queue_id}")
+        return bool(body and body.get("status") == "deletion_failed")
+
+    await wait_for(failed)
