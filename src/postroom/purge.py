@@ -51,6 +51,8 @@ async def purge_annotations(
                 values={"content": [], "messages": []},
             )
             keys = await _wipe_documents(conn, moved)
+        if not moved:
+            return total  # the picked rows changed under us: leave them to the next call
         total += len(moved)
         await release_blobs(svc, keys)
 
