@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api, RunningServer
 from tests.records import add_queue
 
@@ -220,3 +222,20 @@ async def test_own_organization_only(admin: Api, server: RunningServer) -> None:
     viewer = await admin.create_user("orgviewer", "viewer")
     assert (await viewer.get("/organizations/1"))[0] == 200
     assert (await viewer.patch("/organizations/1", json={"name": "x"}))[0] == 403
+
+
+async def test_two_admins_demoting_each_other_leave_one_admin(
+    admin: Api, server: RunningServer
+) -> None:
+    """Concurrent demotions of the only two admins: one wins, the organization keeps an admin."""
+    other = await admin.create_user("admin-two", "admin")
+    _, me = await other.get("/auth/user")
+    annotator = {"groups": [_group(server, 2)]}
+    results = await asyncio.gather(
+        admin.patch(f"/users/{me['id']}", json=annotator),
+        other.patch("/users/1", json=annotator),
+    )
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(200) == 1 and statuses[1] in (403, 409), results
+    _, admins = await admin.get("/users", params={"groups": "3", "is_active": "true"})
+    assert admins["pagination"]["total"] == 1

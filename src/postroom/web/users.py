@@ -259,6 +259,10 @@ def _check_may_edit(who: Actor, user_id: int, sent: dict[str, Any]) -> None:
 
 
 async def _ensure_admin_remains(conn: AsyncConnection, who: Actor, user_id: int) -> None:
+    # Two admins demoting each other at once on PostgreSQL must not both pass the count: lock
+    # the organization row so such changes run one after the other (SQLite serialises writes).
+    o = t.organizations
+    await conn.execute(sa.select(o.c.id).where(o.c.id == who.organization_id).with_for_update())
     others = await conn.execute(
         sa.select(sa.func.count())
         .select_from(u)
