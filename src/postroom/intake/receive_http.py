@@ -89,7 +89,9 @@ async def receive_body(
     refuse_oversized(request, rules.max_body_bytes)
     body = ReceivedBody()
     try:
-        if request.content_type.startswith("multipart/"):
+        # Not `request.content_type`: aiohttp parses it with the email package, slowly.
+        content_type = request.headers.get(hdrs.CONTENT_TYPE, "").lstrip().lower()
+        if content_type.startswith("multipart/"):
             await _receive_multipart(request, blobs, rules, body)
         else:
             await _receive_raw(request, blobs, rules, body)
