@@ -16,8 +16,9 @@ from tests.conftest import RunningServer
 o = t.organizations
 
 
-def _set(column: str, value: dict[str, int]):  # type: ignore[no-untyped-def]
+def _set(column: str, value: dict[str, int], calls: list[str]):  # type: ignore[no-untyped-def]
     async def work(conn: AsyncConnection) -> str:
+        calls.append(column)
         await conn.execute(o.update().where(o.c.id == 1).values({column: value}))
         return column
 
@@ -25,11 +26,12 @@ def _set(column: str, value: dict[str, int]):  # type: ignore[no-untyped-def]
 
 
 async def test_a_failing_unit_does_not_take_the_batch_down(server: RunningServer) -> None:
-    """Of three units queued together, the two good ones commit and the bad one's change is
-    rolled back and its error returned to its caller alone."""
+    """Of four units queued together, the good ones commit once (same transaction), while the
+    failing ones' changes are undone (savepoints) and their errors go to their callers alone."""
     assert server.service.services is not None
     db = server.service.services.db
     committer = GroupCommit(db)
+    calls: list[str] = []
 
     async def broken(conn: AsyncConnection) -> None:
         await conn.execute(o.update().where(o.c.id == 1).values(name="half-written"))
@@ -39,10 +41,10 @@ async def test_a_failing_unit_does_not_take_the_batch_down(server: RunningServer
         raise LeaseLost("not ours")
 
     results = await asyncio.gather(
-        committer.run(_set("metadata", {"a": 1})),
+        committer.run(_set("metadata", {"a": 1}, calls)),
         committer.run(broken),
         committer.run(refused),
-        committer.run(_set("ui_settings", {"c": 3})),
+        committer.run(_set("ui_settings", {"c": 3}, calls)),
         return_exceptions=True,
     )
     assert results[0] == "metadata" and results[3] == "ui_settings"
@@ -52,6 +54,7 @@ async def test_a_failing_unit_does_not_take_the_batch_down(server: RunningServer
         row = (await conn.execute(sa.select(o).where(o.c.id == 1))).one()
     assert row.metadata == {"a": 1} and row.ui_settings == {"c": 3}
     assert row.name != "half-written"
+    assert calls == ["metadata", "ui_settings"]  # no unit was written a second time
 
 
 async def test_units_queued_together_share_one_transaction(server: RunningServer) -> None:

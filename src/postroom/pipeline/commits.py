@@ -5,10 +5,10 @@ write transaction takes the one write lock and pays an fsync; on PostgreSQL it p
 So results are queued and one flusher writes everything that queued up while the previous
 transaction ran: no added delay when idle, fewer commits under load.
 
-A unit of work is an async function of the connection. It must raise (LeaseLost, say) only
-before its first change, so the other units of the batch can still commit; any other error
-fails the whole batch, which is then written again one unit per transaction, so one bad unit
-cannot take the others down.
+A unit of work is an async function of the connection. In a batch each unit runs inside its own
+savepoint: a unit that raises (LeaseLost, a 409 of an upload, a bug) is undone alone and its
+caller gets the error, while the others commit. If the transaction itself fails (commit error,
+lock timeout), every unit of the batch is written again in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.db.engine import Database
-from postroom.pipeline import LeaseLost
 
 Work = Callable[[AsyncConnection], Awaitable[Any]]
 
@@ -60,10 +59,13 @@ class GroupCommit:
         while self._pending:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             batch.sort(key=lambda unit: unit.order)
-            try:
-                outcomes = await self._write(batch)
-            except Exception:
-                outcomes = [await self._write_alone(unit) for unit in batch]
+            if len(batch) == 1:  # nothing to isolate: no savepoint
+                outcomes = [await self._write_alone(batch[0])]
+            else:
+                try:
+                    outcomes = await self._write(batch)
+                except Exception:
+                    outcomes = [await self._write_alone(unit) for unit in batch]
             for unit, (result, error) in zip(batch, outcomes, strict=True):
                 if unit.done.done():
                     continue
@@ -76,10 +78,16 @@ class GroupCommit:
         outcomes: list[tuple[Any, BaseException | None]] = []
         async with self.db.transaction() as conn:
             for unit in batch:
+                # A savepoint per unit: one that fails is undone alone, the others still commit.
+                savepoint = await conn.begin_nested()
                 try:
-                    outcomes.append((await unit.work(conn), None))
-                except LeaseLost as refused:
-                    outcomes.append((None, refused))
+                    result = await unit.work(conn)
+                except Exception as error:
+                    await savepoint.rollback()
+                    outcomes.append((None, error))
+                else:
+                    await savepoint.commit()
+                    outcomes.append((result, None))
         return outcomes
 
     async def _write_alone(self, unit: _Unit) -> tuple[Any, BaseException | None]:
