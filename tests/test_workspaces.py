@@ -90,3 +90,18 @@ async def test_annotator_sees_only_assigned_queues_of_a_workspace(
     assert status == 403 and err["code"] == "access_forbidden"
     status, _ = await annotator.patch("/workspaces/1", json={"name": "No"})
     assert status == 403
+
+
+async def test_ids_beyond_the_integer_range_are_not_server_errors(admin: Api) -> None:
+    """Ids too large for an INTEGER column answer 404 (paths), empty lists (filters) or 400 (bodies)."""
+    huge = "99999999999"
+    for collection in ("workspaces", "schemas", "inboxes", "users", "hooks", "organizations"):
+        status, err = await admin.get(f"/{collection}/{huge}")
+        assert status == 404 and err["code"] == "not_found", collection
+    for path in ("/workspaces?id=", "/users?queue=", "/schemas?queue=", "/inboxes?queue="):
+        status, body = await admin.get(path + huge)
+        assert status == 200 and body["results"] == [], path
+    status, err = await admin.post("/workspaces", json={"name": "x", "organization": int(huge)})
+    assert status == 400 and err["detail"].startswith("organization")
+    status, err = await admin.post("/users", json={"username": "x", "queues": [int(huge)]})
+    assert status == 400 and err["detail"].startswith("queues")

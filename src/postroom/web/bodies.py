@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 import pydantic
 from aiohttp import web
 
-from postroom.errors import BadRequest
+from postroom.errors import BadRequest, NotFound
+from postroom.web.urls import MAX_ID
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -86,4 +87,6 @@ def path_id(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
     if not raw.isdigit() or len(raw) > 18:
         raise BadRequest(f"Invalid id in the URL: {raw!r}.")
+    if int(raw) > MAX_ID:
+        raise NotFound()
     return int(raw)

@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.errors import BadRequest
+from postroom.web.urls import MAX_ID
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -32,7 +33,8 @@ def _ints(name: str, raw: str) -> list[int]:
             continue
         if not part.isdigit():
             raise BadRequest(f"{name}: expected ids separated by commas, got {raw!r}.")
-        values.append(int(part))
+        if int(part) <= MAX_ID:  # a larger id matches nothing
+            values.append(int(part))
     return values
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from postroom.errors import BadRequest
 
 API_PREFIX = "/api/v1"
+# Ids are INTEGER columns: a larger number names no object (and PostgreSQL would reject it).
+MAX_ID = 2**31 - 1
 
 
 class Urls:
@@ -27,6 +29,17 @@ class Urls:
 
     def id_from(self, value: Any, collection: str, field: str) -> int:
         """The id of a reference given as URL (or bare id); 400 naming `field` otherwise."""
+        found = self._parse_id(value, collection)
+        if found is not None and found > MAX_ID:
+            raise BadRequest(f"{field}: there is no {collection}/{found}.")
+        if found is not None:
+            return found
+        raise BadRequest(
+            f"{field}: expected a URL of {collection} (…/{collection}/<id>), got {value!r}."
+        )
+
+    @staticmethod
+    def _parse_id(value: Any, collection: str) -> int | None:
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
         if isinstance(value, str):
@@ -36,9 +49,7 @@ class Urls:
                 return int(text)
             if len(tail) == 3 and tail[1] == collection and tail[2].isdigit():
                 return int(tail[2])
-        raise BadRequest(
-            f"{field}: expected a URL of {collection} (…/{collection}/<id>), got {value!r}."
-        )
+        return None
 
     def optional_id_from(self, value: Any, collection: str, field: str) -> int | None:
         return None if value is None or value == "" else self.id_from(value, collection, field)

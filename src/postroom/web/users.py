@@ -98,11 +98,9 @@ def _group_names(raw: str) -> sa.ColumnElement[bool]:
 
 
 def _in_queues(raw: str) -> sa.ColumnElement[bool]:
-    ids = [int(p) for p in raw.split(",") if p.strip().isdigit()]
-    if len(ids) != len([p for p in raw.split(",") if p.strip()]):
-        raise BadRequest(f"queue: expected queue ids separated by commas, got {raw!r}.")
     qu = t.queue_users
-    return u.c.id.in_(sa.select(qu.c.user_id).where(qu.c.queue_id.in_(ids)))
+    ids = Filter("queue", qu.c.queue_id).clause(raw)
+    return u.c.id.in_(sa.select(qu.c.user_id).where(ids))
 
 
 FILTERS = (
