@@ -314,6 +314,9 @@ annotations = sa.Table(
     _ts("purged_at"),
     _fk("purged_by_id", "users.id"),
     sa.Index("ix_annotations_queue_id_status", "queue_id", "status"),
+    # Export walks a queue's annotations by id in batches (keyset): without it, each batch
+    # re-sorts the whole queue.
+    sa.Index("ix_annotations_queue_id_id", "queue_id", "id"),
     sa.Index("ix_annotations_document_id", "document_id"),
     sa.Index("ix_annotations_upload_id", "upload_id"),
     sa.Index("ix_annotations_status_modified_at", "status", "modified_at"),
