@@ -9,6 +9,7 @@ import pydantic
 import schemathesis
 from aiohttp import web
 
+from postroom.clock import iso
 from postroom.web.bodies import query_bool, read_object, validate
 from postroom.web.listing import Filter, paginate
 from postroom.web.openapi import build_document, operation
@@ -85,9 +86,24 @@ class Widget(pydantic.BaseModel):
 WIDGET_FILTERS = (Filter("name", None, "str"), Filter("id", None))
 
 
+def render_widget(urls: Any, row: Any) -> dict[str, Any]:
+    body = {
+        "id": row.id,
+        "url": urls.to("widgets", row.id),
+        "owner": urls.of("users", row.owner_id),
+        "created_at": iso(row.created_at),
+        "tags": row.tags or [],
+        "active": bool(row.active),
+        "note": None,
+    }
+    if row.archived:
+        body["archived_by"] = urls.to("users", row.archived_by)
+    return body
+
+
 async def _create_widget(request: web.Request) -> web.Response:
     body = validate(Widget, await read_object(request))
-    return web.json_response(body.model_dump(), status=201)
+    return web.json_response(render_widget(None, body), status=201)
 
 
 async def list_widgets(request: web.Request) -> web.Response:
@@ -135,6 +151,18 @@ def test_generator_reads_models_filters_and_statuses_from_handler_code() -> None
     widget = document["components"]["schemas"]["Widget"]
     assert widget["properties"]["name"]["maxLength"] == 20
     assert "201" in create["responses"] and "200" not in create["responses"]
+    created = create["responses"]["201"]["content"]["application/json"]["schema"]
+    assert created == {"$ref": "#/components/schemas/WidgetObject"}  # "Widget" is the body
+    shape = document["components"]["schemas"]["WidgetObject"]
+    assert shape["required"] == ["id", "url", "owner", "created_at", "tags", "active", "note"]
+    assert shape["properties"]["id"] == {"type": "integer"}
+    assert shape["properties"]["url"] == {"type": "string", "format": "uri"}
+    assert shape["properties"]["owner"]["type"] == ["string", "null"]
+    assert shape["properties"]["created_at"]["format"] == "date-time"
+    assert shape["properties"]["tags"] == {"type": "array"}
+    assert shape["properties"]["active"] == {"type": "boolean"}
+    assert shape["properties"]["note"] == {"type": "null"}
+    assert "archived_by" in shape["properties"] and "archived_by" not in shape["required"]
 
     export = document["paths"]["/api/v1/widgets/{id}/export"]["post"]
     assert export["summary"] == "Stated summary."
@@ -169,3 +197,18 @@ async def test_docs_page_and_its_assets_are_served_locally(
             assert len(await response.read()) > 10
     status, body = await anon.get(server.base + "/api/docs/..%2Fsecret")
     assert status == 404 and body["code"] == "not_found"
+
+
+async def test_documented_object_schemas_match_live_responses(
+    server: Any, admin: Api, http: aiohttp.ClientSession
+) -> None:
+    """The Queue and User schemas read from their renderers list exactly the keys the API returns."""
+    document = await _document(http, server.base)
+    schemas = document["components"]["schemas"]
+    for path, name in (("/queues/1", "Queue"), ("/users/1", "User")):
+        _, body = await admin.get(path, expect=200)
+        assert set(schemas[name]["required"]) <= set(body), name
+        assert set(body) <= set(schemas[name]["properties"]), name
+    listing = document["paths"]["/api/v1/queues"]["get"]["responses"]["200"]
+    items = listing["content"]["application/json"]["schema"]["properties"]["results"]["items"]
+    assert items == {"$ref": "#/components/schemas/Queue"}

@@ -35,6 +35,7 @@ class Findings:
     names: set[str] = field(default_factory=set)
     statuses: set[int] = field(default_factory=set)
     query: dict[str, str] = field(default_factory=dict)  # parameter → JSON schema type
+    functions: dict[str, Any] = field(default_factory=dict)  # name → every function it calls
 
 
 # Readers of one query parameter, and the JSON type of what they accept.
@@ -103,6 +104,7 @@ def _read_code(code: types.CodeType, scope: dict[str, Any], found: Findings) -> 
             found.filters.extend(f for f in value if f not in found.filters)
         elif inspect.isfunction(value):
             called.append(value)
+            found.functions.setdefault(name, value)
     return called
 
 

@@ -27,6 +27,7 @@ import pydantic
 from aiohttp import web
 
 from postroom.web.handler_code import Findings, read_handler
+from postroom.web.response_shapes import object_schema, singular
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -189,8 +190,53 @@ def _query_parameters(stated: Operation, found: Findings) -> list[dict[str, Any]
     return list(unique.values())
 
 
+def _resource_ref(
+    method: str, template: str, found: Findings, book: SchemaBook
+) -> dict[str, Any] | None:
+    """The object schema of `/api/v1/<things>` and `/api/v1/<things>/{id}`, from `render_<thing>`."""
+    parts = template.split("/")
+    if parts[:3] != ["", "api", "v1"] or len(parts) not in (4, 5):
+        return None
+    if len(parts) == 5 and not parts[4].startswith("{"):
+        return None
+    if len(parts) == 4 and method == "GET" and found.names.isdisjoint({"paginate", "envelope"}):
+        return None  # a collection's GET answers a page of objects, not one
+    thing = singular(parts[3])
+    render = found.functions.get(f"render_{thing}")
+    schema = object_schema(render) if render is not None else None
+    if schema is None:
+        return None
+    name = "".join(word.capitalize() for word in thing.split("_"))
+    if "fields" in found.query:  # `fields=`/`fields!=` may drop any key
+        schema = {k: v for k, v in schema.items() if k != "required"}
+        name += "Fields"
+    if book.schemas.get(name, schema) != schema:  # a request model of the same name
+        name += "Object"
+    book.schemas[name] = schema
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _success_schema(
+    stated: Operation, found: Findings, book: SchemaBook, resource: dict[str, Any] | None
+) -> dict[str, Any]:
+    if stated.response_model is not None:
+        return book.ref(stated.response_model)
+    if not {"paginate", "envelope"} & found.names:
+        return resource or {"type": "object"}
+    if resource is None:
+        return {"$ref": "#/components/schemas/Page"}
+    return {
+        "type": "object",
+        "required": ["pagination", "results"],
+        "properties": {
+            "pagination": PAGE_SCHEMA["properties"]["pagination"],
+            "results": {"type": "array", "items": resource},
+        },
+    }
+
+
 def _success_responses(
-    method: str, stated: Operation, found: Findings, book: SchemaBook
+    method: str, stated: Operation, found: Findings, book: SchemaBook, template: str
 ) -> dict[str, Any]:
     if stated.responses:
         codes = dict(stated.responses)
@@ -203,12 +249,8 @@ def _success_responses(
         if not statuses or (method == "GET" and statuses <= {303}):
             statuses.add(200)
         codes = {code: "Success." for code in sorted(statuses)}
-    if stated.response_model is not None:
-        schema: dict[str, Any] = book.ref(stated.response_model)
-    elif "paginate" in found.names:
-        schema = {"$ref": "#/components/schemas/Page"}
-    else:
-        schema = {"type": "object"}
+    resource = _resource_ref(method, template, found, book)
+    schema = _success_schema(stated, found, book, resource)
     media = stated.response_media
     if media is None:
         media = ("application/json",) if "json_response" in found.names else ("*/*",)
@@ -218,9 +260,10 @@ def _success_responses(
         # 204, redirects, and bare `web.Response(status=202)` acknowledgements carry no body.
         bodiless = code in (204, 303) or (code == 202 and "json_response" not in found.names)
         if not bodiless or stated.response_media is not None:
+            # The object schema describes 200/201 answers; a 202 acknowledges something else.
+            typed = schema if code in (200, 201) or schema is not resource else {"type": "object"}
             entry["content"] = {
-                m: ({"schema": schema} if m == "application/json" else {"schema": {}})
-                for m in media
+                m: ({"schema": typed} if m == "application/json" else {"schema": {}}) for m in media
             }
         if code == 303:
             entry["headers"] = {"Location": {"schema": {"type": "string"}}}
@@ -285,7 +328,9 @@ def _operation(
         result["security"] = []
     elif getattr(handler, "postroom_basic", False):
         result["security"] = [{"bearer": []}, {"basic": []}]
-    result["responses"] = _success_responses(method, stated, found, book) | _error_responses()
+    result["responses"] = (
+        _success_responses(method, stated, found, book, template) | _error_responses()
+    )
     return result
 
 
