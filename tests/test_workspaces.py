@@ -105,3 +105,11 @@ async def test_ids_beyond_the_integer_range_are_not_server_errors(admin: Api) ->
     assert status == 400 and err["detail"].startswith("organization")
     status, err = await admin.post("/users", json={"username": "x", "queues": [int(huge)]})
     assert status == 400 and err["detail"].startswith("queues")
+
+
+async def test_page_beyond_any_offset_is_400(admin: Api) -> None:
+    """A page number too large for an SQL OFFSET is a 400 naming `page`, not a server error."""
+    status, err = await admin.get("/workspaces", params={"page": "9" * 21})
+    assert status == 400 and err["detail"].startswith("page")
+    status, body = await admin.get("/workspaces", params={"page": "1000"})
+    assert status == 200 and body["results"] == [] and body["pagination"]["next"] is None

@@ -23,6 +23,7 @@ from postroom.web.urls import MAX_ID
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+MAX_PAGE_NUMBER = 10**9
 
 
 def _ints(name: str, raw: str) -> list[int]:
@@ -129,8 +130,11 @@ def page_params(request: web.Request) -> tuple[int, int]:
         raw = request.query.get(name, "")
         if raw == "":
             return default
-        if not raw.isdigit() or int(raw) < 1:
-            raise BadRequest(f"{name}: expected a positive integer, got {raw!r}.")
+        # Bounded so that page * page_size stays a valid SQL OFFSET.
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_NUMBER:
+            raise BadRequest(
+                f"{name}: expected a positive integer up to {MAX_PAGE_NUMBER}, got {raw!r}."
+            )
         return int(raw)
 
     return number("page", 1), min(number("page_size", DEFAULT_PAGE_SIZE), MAX_PAGE_SIZE)
