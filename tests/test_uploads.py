@@ -257,3 +257,31 @@ async def test_rossum_sdk_upload_import_and_retrieve(
         (annotation_id,) = await client.import_document(QUEUE_ID, [(str(path), "old.pdf")])
     imported = await wait_for_annotation(admin, f"/annotations/{annotation_id}")
     assert imported["status"] == "to_review"
+
+
+async def test_metadata_sent_as_a_file_part_is_still_metadata(admin: Api) -> None:
+    """`curl -F metadata=@m.json` (a part with a file name) sets metadata instead of adding a file."""
+    data = form([("a.pdf", pdf_bytes())])
+    data.add_field(
+        "metadata", b'{"from": "file"}', filename="m.json", content_type="application/json"
+    )
+    status, body = await admin.post(f"/queues/{QUEUE_ID}/upload", data=data)
+    assert status == 201, body
+    assert len(body["results"]) == 1
+    _, annotation = await admin.get(body["annotation"])
+    assert annotation["metadata"] == {"from": "file"}
+
+
+async def test_encoded_slash_in_the_name_is_kept_and_never_a_path(
+    admin: Api, server: RunningServer
+) -> None:
+    """A name like `../x/y.pdf` is stored verbatim; the bytes still land in the blob store only."""
+    status, body = await admin.post(f"/queues/{QUEUE_ID}/upload/..%2Fx%2Fy.pdf", data=pdf_bytes())
+    assert status == 201, body
+    _, document = await admin.get(body["document"])
+    assert document["original_file_name"] == "../x/y.pdf"
+    assert not (server.data_dir.parent / "x").exists()
+    status, body = await admin.post(f"/queues/{QUEUE_ID}/upload/100%2541.pdf", data=pdf_bytes())
+    assert status == 201, body
+    _, document = await admin.get(body["document"])
+    assert document["original_file_name"] == "100%41.pdf"  # decoded once, not twice

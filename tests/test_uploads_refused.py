@@ -226,3 +226,22 @@ async def test_basic_auth_only_on_intake_endpoints(admin: Api) -> None:
     assert status == 201
     status, _ = await basic_client.get("/uploads")
     assert status == 401
+
+
+async def test_storage_failure_is_503_and_leaves_nothing(admin: Api, server: RunningServer) -> None:
+    """When the blob store cannot be written, the upload answers 503 (retryable), not 500."""
+    blobs = server.data_dir / "blobs"
+    moved = server.data_dir / "blobs-away"
+    blobs.rename(moved)
+    blobs.write_bytes(b"not a directory")  # every blob path now fails with NotADirectoryError
+    try:
+        status, body = await admin.post(
+            f"/queues/{QUEUE_ID}/upload", data=form([("a.pdf", pdf_bytes())])
+        )
+    finally:
+        blobs.unlink()
+        moved.rename(blobs)
+    assert status == 503, body
+    assert body["code"] == "service_unavailable"
+    assert await count_rows(server) == NOTHING
+    assert stored_files(server) == []

@@ -1,5 +1,6 @@
 """File names as clients give them: from `Content-Disposition` (RFC 6266, RFC 5987 `filename*`),
-from a multipart part's header (RFC 7578), or from a URL path segment.
+from a multipart part's header (RFC 7578), or from a URL path segment (which aiohttp's router
+has already percent-decoded: it must not be decoded twice).
 
 A name is stored verbatim as the document's `original_file_name` and shown back to clients; it is
 never used as a filesystem path (blobs are named by their sha256). Only what no file name can
@@ -106,14 +107,6 @@ def _percent_decoded(name: str) -> str:
 
 def filename_from_disposition(header: str | None) -> str | None:
     return filename_from_params(parse_disposition(header)[1])
-
-
-def filename_from_path_segment(segment: str) -> str:
-    """The `{filename}` of `/upload/{filename}`: percent-decoded UTF-8 (400 when it is not UTF-8)."""
-    try:
-        return urllib.parse.unquote(segment, errors="strict")
-    except UnicodeDecodeError:
-        raise BadRequest("filename: the URL path segment is not percent-encoded UTF-8.") from None
 
 
 def clean_file_name(raw: str | None) -> str:

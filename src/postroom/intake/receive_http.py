@@ -9,9 +9,10 @@ The size limit applies to the whole body: refused from `Content-Length` before r
 counted while streaming (`StreamReader.total_bytes`, after transfer decoding) and stopped there.
 
 Rules (SPEC §4): a multipart part with a file name is a file, and so is a part named `content`;
-other parts are text fields, allowed only when the endpoint names them (`metadata`, `values`,
-`parent`), with or without a Content-Type and even with an empty `filename=""` as the rossum-api
-SDK sends them. A non-multipart body of any Content-Type is the one file.
+the text fields an endpoint names (`metadata`, `values`, `parent`) are fields whatever their
+Content-Type or file name (the rossum-api SDK sends them with `filename=""`, curl users with
+`-F metadata=@m.json`); any other part is refused. A non-multipart body of any Content-Type is
+the one file. Disk errors while storing are the server's fault: 503, so clients retry.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import BodyPartReader, hdrs, web
 
-from postroom.errors import BadRequest, PayloadTooLarge
+from postroom.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
 from postroom.intake import names
 from postroom.intake.accept import StoredFile
 from postroom.intake.blobs import BlobWriter, LocalBlobStore
@@ -102,6 +103,20 @@ async def receive_body(
     return body
 
 
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """A failing disk (full, read-only, gone) is a 503 the client may retry, never a 500."""
+    try:
+        yield
+    except ConnectionError:
+        raise
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ServiceUnavailable(
+            f"The upload could not be stored ({reason}); try again later."
+        ) from None
+
+
 def _check_total(request: web.Request, limit: int) -> None:
     if request.content.total_bytes > limit:
         raise PayloadTooLarge(_too_large_detail(limit))
@@ -111,14 +126,15 @@ async def _receive_raw(
     request: web.Request, blobs: LocalBlobStore, rules: BodyRules, body: ReceivedBody
 ) -> None:
     if rules.path_filename is not None:
-        raw_name: str | None = names.filename_from_path_segment(rules.path_filename)
+        raw_name: str | None = rules.path_filename  # decoded by the router already
     else:
         raw_name = names.filename_from_disposition(request.headers.get(hdrs.CONTENT_DISPOSITION))
     received = ReceivedFile(blobs.open_writer(), names.clean_file_name(raw_name))
     body.files.append(received)
     async for chunk in request.content.iter_chunked(CHUNK):
         _check_total(request, rules.max_body_bytes)
-        await received.writer.write(chunk)
+        with storage_errors():
+            await received.writer.write(chunk)
 
 
 async def _receive_multipart(
@@ -154,7 +170,9 @@ async def _receive_part(
     _disposition, params = names.parse_disposition(part.headers.get(hdrs.CONTENT_DISPOSITION))
     name = params.get("name")
     filename = names.filename_from_params(params)
-    if filename or (name == FILE_FIELD and FILE_FIELD not in rules.allowed_fields):
+    # A named text field stays a field even when sent as a file (`curl -F metadata=@m.json`);
+    # any other part with a file name is a file, and so is `content` without one.
+    if name not in rules.allowed_fields and (filename or name == FILE_FIELD):
         await _receive_file_part(request, part, blobs, rules, body, filename)
         return
     if not name:
@@ -184,7 +202,8 @@ async def _receive_file_part(
         _check_total(request, rules.max_body_bytes)
         if not chunk:
             return
-        await received.writer.write(chunk)
+        with storage_errors():
+            await received.writer.write(chunk)
 
 
 async def _read_chunk(part: BodyPartReader) -> bytes:
@@ -221,7 +240,8 @@ async def store_files(body: ReceivedBody, blobs: LocalBlobStore) -> list[StoredF
             raise BadRequest(f"File {received.name!r} is empty.")
     stored: list[StoredFile] = []
     for received in body.files:
-        key, mime = await asyncio.to_thread(_commit_and_sniff, received.writer, blobs)
+        with storage_errors():
+            key, mime = await asyncio.to_thread(_commit_and_sniff, received.writer, blobs)
         stored.append(StoredFile(key, received.writer.size, mime, received.name))
     return stored
 
