@@ -207,3 +207,21 @@ async def test_a_job_that_keeps_killing_its_worker_is_failed(
     async with svc.db.reading() as conn:
         status = (await conn.execute(sa.select(t.jobs.c.status))).scalar_one()
     assert status == "failed"
+
+
+async def test_annotation_deleted_while_queued_is_left_alone(
+    idle: RunningServer, client: Api, pools: Any
+) -> None:
+    """An annotation deleted before its import ran stays deleted; its job is simply done."""
+    svc = _svc(idle)
+    [annotation_id] = await submit(client, [("a.pdf", make_pdf())])
+    await client.patch(f"/annotations/{annotation_id}", json={"status": "deleted"}, expect=200)
+    await pools()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while (job := (await job_rows(svc, annotation_id))[0]).status != "done":
+        assert loop.time() < deadline, "job never finished"
+        await asyncio.sleep(0.05)
+    _s, body = await client.get(f"/annotations/{annotation_id}", expect=200)
+    assert body["status"] == "deleted" and body["page_count"] is None
+    assert job.attempts == 1

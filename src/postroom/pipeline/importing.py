@@ -37,8 +37,10 @@ async def run_import(services: Services, job: ClaimedJob) -> None:
     ctx = await load_context(services, job)
     if ctx is None:
         # Deleted, or already moved on (an earlier run committed): nothing left to do.
-        async with services.db.transaction() as conn:
+        async def finish(conn: AsyncConnection) -> None:
             await mark_done(conn, job)
+
+        await group_commit(services.db).run(finish)
         return
     try:
         for step in STEPS:
