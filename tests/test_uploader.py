@@ -85,7 +85,7 @@ async def test_files_over_the_limit_are_skipped_with_a_clear_line(
         str(tmp_path / "in"), "--queue", "1", "--max-bytes", "1000", *credentials(server)
     )
     assert code == 1
-    assert f"skipped: {big} (0.0 MiB is over the 0.0 MiB limit)" in err
+    assert f"skipped: {big} (4.9 KiB is over the 1000 B limit)" in err
     assert "2 uploaded" in out and "1 skipped" in out
     assert await annotation_count(admin) == 2
 

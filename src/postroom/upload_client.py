@@ -41,8 +41,14 @@ class Outcome:
         return self.annotation_url.rstrip("/").rsplit("/", 1)[-1] if self.annotation_url else "-"
 
 
-def mib(n: int) -> str:
-    return f"{n / 1048576:.1f}"
+def size_text(n: int) -> str:
+    """`812 B`, `3.4 KiB`, `40.0 MiB`."""
+    size, unit = float(n), "B"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            break
+        size /= 1024
+    return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 def _retry_delay(attempt: int, response: aiohttp.ClientResponse | None) -> float:
@@ -142,7 +148,7 @@ async def upload_file(
     outcome = Outcome(path, size)
     if size > max_bytes:
         outcome.result = "skipped"
-        outcome.detail = f"{mib(size)} MiB is over the {mib(max_bytes)} MiB limit"
+        outcome.detail = f"{size_text(size)} is over the {size_text(max_bytes)} limit"
         return outcome
     status, body = await client.request(
         "POST",

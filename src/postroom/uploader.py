@@ -29,7 +29,7 @@ from postroom.upload_client import (
     Outcome,
     UsageError,
     follow_annotation,
-    mib,
+    size_text,
     upload_file,
 )
 
@@ -169,14 +169,13 @@ class Progress:
         self.draw(final=self.files == self.total_files)
 
     def say(self, line: str) -> None:
+        """A line of its own (a skipped or failed file); the status line follows on the next draw."""
         self.stream.write(("\r\033[K" if self.tty else "") + line + "\n")
-        self.draw(force=True)
+        self.stream.flush()
 
-    def draw(self, *, final: bool = False, force: bool = False) -> None:
+    def draw(self, *, final: bool = False) -> None:
         now = time.monotonic()
-        if not (final or force or self.tty or now - self._last >= 2.0):
-            return
-        if force and not self.tty:
+        if not final and now - self._last < (0.1 if self.tty else 2.0):
             return
         self._last = now
         width = 30
@@ -184,7 +183,7 @@ class Progress:
         bar = "#" * done + "-" * (width - done)
         line = (
             f"[{bar}] {self.files}/{self.total_files} files  "
-            f"{mib(self.bytes)}/{mib(self.total_bytes)} MiB  {self.failed} failed"
+            f"{size_text(self.bytes)} of {size_text(self.total_bytes)}  {self.failed} failed"
         )
         end = "\n" if final or not self.tty else ""
         self.stream.write(("\r\033[K" if self.tty else "") + line + end)
