@@ -141,9 +141,13 @@ class Payload:
     """One message of about `size` bytes; `next()` changes the first attachment bytes and the
     Message-ID so every message and every attachment is unique (no dedupe shortcut)."""
 
+    _bodies: dict[int, bytes] = {}  # one base64 body per size, shared by every sender
+
     def __init__(self, rcpt: str, size: int) -> None:
-        raw = b"%PDF-1.4\n" + os.urandom(max(size * 3 // 4 - 600, 64))
-        self.encoded = base64.encodebytes(raw)
+        if size not in self._bodies:
+            raw = b"%PDF-1.4\n" + os.urandom(max(size * 3 // 4 - 600, 64))
+            self._bodies[size] = base64.encodebytes(raw)
+        self.encoded = self._bodies[size]
         self.rcpt = rcpt
         self.counter = 0
 
@@ -199,14 +203,15 @@ async def run_cell(
     target: str, pid: int, port: int, rcpt: str, size: str, senders: int, seconds: float
 ) -> Cell:
     payloads = [Payload(rcpt, SIZES[size]) for _ in range(senders)]
-    quota = 1 if SIZES[size] >= 16 << 20 else 1_000_000  # big cells: one message per sender
+    big = SIZES[size] >= 16 << 20
+    quota = 1 if big else 1_000_000  # big cells: one message per sender, whatever it takes
     latencies: list[float] = []
     peak = [0.0]
     done = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(pid, peak, done))
     cpu_before = _cpu_seconds(pid)
     started = time.monotonic()
-    stop_at = started + seconds
+    stop_at = float("inf") if big else started + seconds
     await asyncio.gather(*(_sender(port, p, stop_at, quota, latencies) for p in payloads))
     elapsed = time.monotonic() - started
     cpu = _cpu_seconds(pid) - cpu_before

@@ -40,15 +40,17 @@ from postroom.intake.sniff import SNIFF_BYTES, accepted_mime_types, mime_accepte
 from postroom.services import Services
 from postroom.smtp import notify, senders
 from postroom.smtp.commits import CommitBatcher
-from postroom.smtp.parse import Found, ParsedMail, parse_message
+from postroom.smtp.parse import SCAN_FROM_BYTES, Found, ParsedMail, parse_message
 
 log = logging.getLogger("postroom.smtp")
 
 ACTIVE = "active"
 UNSUPPORTED_TYPE = "unsupported_mime_type"
 _WRITE_SLICE = 1024 * 1024
-# A parsed message costs about twice its raw size in memory (text + decoded attachments).
-_PARSE_COST_FACTOR = 2
+# Memory a parse holds at its peak: the `email` package (small messages) about 8x the raw size;
+# the scanner of large ones about its decoded files plus one slice (mimestream).
+_SMALL_PARSE_FACTOR = 8
+_LARGE_PARSE_FACTOR = 2
 _PG_DEDUPE_LOCK = 727_004
 _PARSE_INLINE_BYTES = 64 * 1024  # smaller messages are parsed on the loop (bounded: < 1 ms)
 _PARALLEL_WRITES = 8  # attachment blobs written (and fsynced) at once per message
@@ -187,6 +189,11 @@ async def lookup(conn: AsyncConnection, address: str) -> Lookup:
     return Lookup(Target(address, row.id, row.email, row.queue_id, row.organization_id), ACTIVE)
 
 
+def _parse_cost(size: int) -> int:
+    factor = _SMALL_PARSE_FACTOR if size <= SCAN_FROM_BYTES else _LARGE_PARSE_FACTOR
+    return size * factor
+
+
 def rir_values(parsed: ParsedMail, extra: dict[str, Any]) -> dict[str, Any]:
     """The values datapoints may take from the message (`email_header:*`, `email_body:*`)."""
     values: dict[str, Any] = {f"email_header:{k}": v for k, v in parsed.headers.items()}
@@ -220,7 +227,8 @@ class MailIntake:
     def __init__(self, services: Services, notifier: notify.Notifier) -> None:
         self.services = services
         self.notifier = notifier
-        self.budget = ByteBudget(max(2 * services.settings.smtp.max_message_bytes, 64 << 20))
+        # Several large messages in flight parse a few at a time: memory stays under this.
+        self.budget = ByteBudget(max(3 * services.settings.smtp.max_message_bytes, 64 << 20))
         self.commits = CommitBatcher(services.db)
 
     async def deliver(self, mail: IncomingMail) -> Delivered:
@@ -263,7 +271,7 @@ class MailIntake:
             source: Path | bytes = (
                 raw.data if raw.data is not None else self.services.blobs.path_of(raw.key)
             )
-            async with self.budget.reserve(raw.size * _PARSE_COST_FACTOR):
+            async with self.budget.reserve(_parse_cost(raw.size)):
                 if isinstance(source, bytes) and len(source) <= _PARSE_INLINE_BYTES:
                     # Well under a millisecond: cheaper than a worker thread fighting the loop
                     # for the GIL.
