@@ -187,3 +187,26 @@ async def test_schema_from_template(admin: Api) -> None:
     )
     assert status == 400 and err["detail"].startswith("template_name")
     assert "EU Invoice Template" in err["detail"]
+
+
+async def test_large_schema_body_is_read_whole(admin: Api) -> None:
+    """A schema body of about 1 MiB (several network reads) is stored completely."""
+    children = [
+        {"category": "datapoint", "id": f"dp_{i}", "type": "string", "label": "x" * 300}
+        for i in range(3000)
+    ]
+    content = [{"category": "section", "id": "big", "children": children}]
+    status, body = await admin.post("/schemas", json={"name": "Big", "content": content})
+    assert status == 201, body
+    assert len(body["content"][0]["children"]) == 3000
+
+
+async def test_json_values_the_database_cannot_hold_are_400(admin: Api) -> None:
+    """NaN and U+0000 (which PostgreSQL refuses) are 400 bad_request, never a server error."""
+    for raw in (b'{"name": "a\\u0000b"}', b'{"name": "n", "metadata": {"k": NaN}}'):
+        status, err = await admin.post(
+            "/schemas", data=raw, headers={"Content-Type": "application/json"}
+        )
+        assert status == 400 and err["code"] == "bad_request", err
+    status, listed = await admin.get("/schemas")
+    assert listed["pagination"]["total"] == 1

@@ -26,19 +26,51 @@ async def read_object(request: web.Request, *, allow_form: bool = False) -> dict
         "multipart/form-data",
     ):
         form = await request.post()
-        return {k: v for k, v in form.items() if isinstance(v, str)}
-    raw = await request.content.read(MAX_JSON_BODY + 1)
-    if len(raw) > MAX_JSON_BODY:
-        raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        _refuse_nul(fields)
+        return fields
+    raw = await _read_whole(request)
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Malformed JSON body: {exc}.") from None
     if not isinstance(value, dict):
         raise BadRequest("Request body must be a JSON object.")
+    _refuse_nul(value)
     return value
+
+
+async def _read_whole(request: web.Request) -> bytes:
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read until EOF.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _refuse_nul(value: Any) -> None:
+    """PostgreSQL text and JSONB cannot hold U+0000: refuse it here rather than fail later."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest("Malformed JSON body: strings may not contain \\u0000.")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def validation_detail(error: pydantic.ValidationError) -> str:
