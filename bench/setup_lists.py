@@ -1,0 +1,154 @@
+"""Measure the list endpoints of the setup resources on a populated organization.
+
+    .venv/bin/python bench/setup_lists.py [--users 500] [--queues 50] [--requests 30]
+
+Starts a private Postroom (SQLite in a temp dir, or POSTROOM_DATABASE_URL — its `public` schema
+is dropped first, use a scratch database), adds users (each assigned to a few queues), queues,
+workspaces, schemas, inboxes and hooks, then times sequential `page_size=100` requests of
+/users, /workspaces, /schemas, /inboxes and /hooks and reports median and p95 latency and the SQL
+statements per request (constant per page: relations are loaded one query per page).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from postroom.clock import utcnow
+from postroom.config import load_settings
+from postroom.db import tables as t
+from postroom.service import Service
+
+PASSWORD = "bench-password-123"
+ENDPOINTS = ("users", "workspaces", "schemas", "inboxes", "hooks")
+
+
+async def reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await conn.execute(sa.text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+async def _insert_many(conn: Any, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
+    ids = []
+    for row in rows:
+        result = await conn.execute(table.insert().values(**row).returning(table.c.id))
+        ids.append(result.scalar_one())
+    return ids
+
+
+async def populate(service: Service, users: int, queues: int) -> None:
+    assert service.services is not None
+    now = utcnow()
+    org = {"organization_id": 1}
+    async with service.services.db.transaction() as conn:
+        workspaces = await _insert_many(
+            conn, t.workspaces, [{**org, "name": f"w{i}", "created_at": now} for i in range(10)]
+        )
+        schemas = await _insert_many(
+            conn, t.schemas, [{**org, "name": f"s{i}", "content": []} for i in range(queues)]
+        )
+        inboxes = await _insert_many(
+            conn,
+            t.inboxes,
+            [{**org, "name": f"i{i}", "email": f"i{i}@localhost", "email_prefix": f"i{i}"}
+             for i in range(queues)],
+        )  # fmt: skip
+        queue_ids = await _insert_many(
+            conn,
+            t.queues,
+            [{**org, "name": f"q{i}", "schema_id": schemas[i], "inbox_id": inboxes[i],
+              "workspace_id": workspaces[i % 10], "created_at": now} for i in range(queues)],
+        )  # fmt: skip
+        user_ids = await _insert_many(
+            conn,
+            t.users,
+            [{**org, "username": f"u{i}", "role": "annotator", "date_joined": now}
+             for i in range(users)],
+        )  # fmt: skip
+        await conn.execute(
+            t.queue_users.insert(),
+            [{"user_id": u, "queue_id": queue_ids[(u + k) % queues]}
+             for u in user_ids for k in range(3)],
+        )  # fmt: skip
+        hooks = await _insert_many(
+            conn,
+            t.hooks,
+            [{**org, "name": f"h{i}", "config": {"url": "https://h.example"}} for i in range(100)],
+        )
+        await conn.execute(
+            t.queue_hooks.insert(),
+            [{"hook_id": h, "queue_id": queue_ids[h % queues]} for h in hooks],
+        )
+
+
+async def measure(service: Service, requests: int) -> None:
+    assert service.services is not None
+    statements: list[Any] = []
+    engine = service.services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    api = service.settings.base_url + "/api/v1"
+    async with aiohttp.ClientSession() as http:
+        login = await http.post(
+            f"{api}/auth/login", json={"username": "admin", "password": PASSWORD}
+        )
+        headers = {"Authorization": f"Bearer {(await login.json())['key']}"}
+        for name in ENDPOINTS:
+            timings = []
+            for _ in range(requests):
+                statements.clear()
+                started = time.perf_counter()
+                async with http.get(f"{api}/{name}?page_size=100", headers=headers) as response:
+                    body = await response.json()
+                    assert response.status == 200, body
+                timings.append(time.perf_counter() - started)
+            timings.sort()
+            print(
+                f"{engine.dialect.name} /{name}: {len(body['results'])} per page of "
+                f"{body['pagination']['total']}; median {statistics.median(timings) * 1000:.1f} ms, "
+                f"p95 {timings[max(0, int(len(timings) * 0.95) - 1)] * 1000:.1f} ms, "
+                f"{len(statements)} SQL statements per request"
+            )
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "POSTROOM_STORAGE_DATA_DIR": str(Path(tmp) / "data"),
+            "POSTROOM_HTTP_PORT": "0",
+            "POSTROOM_SMTP_PORT": "0",
+            "POSTROOM_BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
+            "POSTROOM_LOG_LEVEL": "WARNING",
+            "POSTROOM_LIMITS_REQUESTS_PER_SECOND": "0",  # measure the endpoints, not the limiter
+        }
+        if os.environ.get("POSTROOM_DATABASE_URL"):
+            env["POSTROOM_DATABASE_URL"] = os.environ["POSTROOM_DATABASE_URL"]
+            await reset_postgres(env["POSTROOM_DATABASE_URL"])
+        service = Service(load_settings(None, env))
+        await service.start()
+        try:
+            await populate(service, args.users, args.queues)
+            await measure(service, args.requests)
+        finally:
+            await service.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--queues", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=30)
+    asyncio.run(main(parser.parse_args()))
