@@ -65,6 +65,7 @@ async def test_user_validation_names_the_field(admin: Api, server: RunningServer
         ({"username": "u1", "password": "1234567890"}, "password"),
         ({"username": "u1", "organization": "http://h/api/v1/organizations/2"}, "organization"),
         ({"username": "u1", "is_active": "yes"}, "is_active"),
+        ({"username": "u1", "email": "no-at-sign"}, "email"),
     ]
     for body, field in cases:
         status, err = await admin.post("/users", json=body)

@@ -180,6 +180,9 @@ async def _user_values(request: web.Request, who: Actor, sent: dict[str, Any]) -
     """Column values from the fields sent (password hashed off the event loop)."""
     svc = services(request)
     _check_organization(svc.urls, who, sent)
+    email = sent.get("email", "")
+    if email and ("@" not in email.strip("@") or any(c.isspace() for c in email)):
+        raise BadRequest(f"email: {email!r} is not an email address.")
     values = {
         key: sent[key]
         for key in (
