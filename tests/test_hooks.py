@@ -124,3 +124,19 @@ async def test_only_admins_and_managers_see_hooks(admin: Api) -> None:
         assert (await client.delete(f"/hooks/{hook['id']}"))[0] == 403
     manager = await admin.create_user("hook-manager", "manager")
     await _hook(manager, name="by manager")
+
+
+async def test_list_filters_by_event_and_config_url(admin: Api) -> None:
+    """?events= matches hooks listening to an event (or any action of it); ?config_url= exactly."""
+    status_hook = await _hook(admin, name="S", events=["annotation_status.changed"])
+    upload_hook = await _hook(
+        admin, name="U", events=["upload.created"], config={"url": "https://u.example.com"}
+    )
+    _, listed = await admin.get("/hooks", params={"events": "annotation_status"})
+    assert [h["id"] for h in listed["results"]] == [status_hook["id"]]
+    _, listed = await admin.get("/hooks", params={"events": "upload.created,email"})
+    assert [h["id"] for h in listed["results"]] == [upload_hook["id"]]
+    _, listed = await admin.get("/hooks", params={"config_url": "https://u.example.com"})
+    assert [h["id"] for h in listed["results"]] == [upload_hook["id"]]
+    status, err = await admin.get("/hooks", params={"events": "bogus"})
+    assert status == 400 and err["detail"].startswith("events")

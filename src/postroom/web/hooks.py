@@ -94,12 +94,26 @@ def _serving_queues(raw: str) -> sa.ColumnElement[bool]:
     return h.c.id.in_(sa.select(qh.c.hook_id).where(ids))
 
 
+def _listening_to(raw: str) -> sa.ColumnElement[bool]:
+    # Events are checked names ([a-z_.]), so matching the quoted name in the JSON text is exact
+    # and works alike on SQLite and PostgreSQL.
+    wanted = normalize_events([e.strip() for e in raw.split(",") if e.strip()])
+    text = sa.cast(h.c.events, sa.Text)
+    return sa.or_(*(text.contains(f'"{event}"', autoescape=True) for event in wanted))
+
+
+def _calling(raw: str) -> sa.ColumnElement[bool]:
+    return h.c.config["url"].as_string() == raw
+
+
 FILTERS = (
     Filter("id", h.c.id),
     Filter("name", h.c.name, "str"),
     Filter("type", h.c.type, "strs"),
     Filter("active", h.c.active, "bool"),
     Filter("queue", kind="custom", build=_serving_queues),
+    Filter("events", kind="custom", build=_listening_to),
+    Filter("config_url", kind="custom", build=_calling),
 )
 ORDERING = {"id": h.c.id, "name": h.c.name, "type": h.c.type, "active": h.c.active}
 
