@@ -9,6 +9,7 @@ Basic auth is accepted here, so integrations can post with `curl -u`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from postroom.intake.accept import (
     accept_files,
     find_identical,
 )
+from postroom.intake.blobs import BUFFER_BYTES
 from postroom.intake.receive_http import (
     BodyRules,
     ReceivedBody,
@@ -113,15 +115,41 @@ async def check_queue_for_upload(svc: Services, who: Actor, queue_id: int) -> No
         )
 
 
+async def _checked_body(
+    request: web.Request, svc: Services, who: Actor, queue_id: int
+) -> ReceivedBody:
+    """The queue check (404/403/409), then the body.
+
+    A small body (Content-Length within one blob buffer) is read while the queue is checked:
+    it stays in memory until stored, so a refusal still leaves nothing on disk, and a small
+    upload does not wait for two database round trips in a row. The queue's answer wins over
+    any complaint about the body.
+    """
+    rules = upload_rules(svc, request.match_info.get("filename"))
+    length = request.content_length
+    if length is None or length > BUFFER_BYTES:
+        await check_queue_for_upload(svc, who, queue_id)
+        return await receive_body(request, svc.blobs, rules)
+    check = asyncio.create_task(check_queue_for_upload(svc, who, queue_id))
+    try:
+        body = await receive_body(request, svc.blobs, rules)
+    except BaseException:
+        await check  # its refusal, if any, is the answer
+        raise
+    try:
+        await check
+    except BaseException:
+        await discard_quietly(body)
+        raise
+    return body
+
+
 async def receive_submission(
     request: web.Request, queue_id: int, *, task_type: str | None, reject_identical: bool = False
 ) -> Accepted:
     """The whole intake of one request; returns once everything is durable and committed."""
     svc, who = services(request), actor(request)
-    await check_queue_for_upload(svc, who, queue_id)
-    body = await receive_body(
-        request, svc.blobs, upload_rules(svc, request.match_info.get("filename"))
-    )
+    body = await _checked_body(request, svc, who, queue_id)
     try:
         metadata = json_object_field(body, "metadata")
         values = upload_values(body)
