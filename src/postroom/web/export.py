@@ -278,7 +278,8 @@ async def run_export(request: web.Request, *, post: bool) -> web.StreamResponse:
     return response
 
 
-@routes.get("/api/v1/queues/{id}/export")
+# No implicit HEAD: it would build a whole export only to drop it.
+@routes.get("/api/v1/queues/{id}/export", allow_head=False)
 @basic_auth_allowed
 async def export_get(request: web.Request) -> web.StreamResponse:
     return await run_export(request, post=False)
