@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${BIN:-.venv/bin}
+BIN=$(cd "${BIN:-.venv/bin}" && pwd)
 MAX_EXAMPLES=${MAX_EXAMPLES:-15}
 SEED=${SEED:-20261128}
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
@@ -54,11 +54,12 @@ EOF
 )
 
 run() {
-  "$BIN/schemathesis" run "$BASE/api/v1/openapi.json" \
+  # From the scratch dir: schemathesis keeps its crash cache in ./.schemathesis
+  (cd "$WORK" && "$BIN/schemathesis" run "$BASE/api/v1/openapi.json" \
     --checks "$CHECKS" --max-examples "$MAX_EXAMPLES" --seed "$SEED" --workers 1 \
     --phases examples,coverage,fuzzing --request-timeout 30 --no-shrink \
     --suppress-health-check all --warnings off \
-    -H "Authorization: Bearer $TOKEN" "$@"
+    -H "Authorization: Bearer $TOKEN" "$@")
 }
 
 status=0
@@ -70,7 +71,7 @@ run --include-path-regex '^/api/v1/users/\{id\}$' || status=$?
 run --include-path /api/v1/auth/password/change --include-path /api/v1/auth/logout || status=$?
 
 if [ "$status" -ne 0 ]; then
-  echo "== server log (last 100 lines)"
-  tail -n 100 "$WORK/serve.log"
+  echo "== server errors (tracebacks of the 5xx above)"
+  grep -A 40 "unhandled error" "$WORK/serve.log" | tail -n 300 || true
 fi
 exit "$status"
