@@ -64,6 +64,10 @@ async def test_sdk_exports_every_annotation_of_a_queue_of_250(
     root = ET.fromstring(raw)
     assert {a.get("url") for a in root.iter("annotation")} == expected
     assert root.findtext("pagination/total") == str(QUEUE_SIZE)
+    xml_notes = {
+        a.get("url"): a.findtext(".//datapoint[@schema_id='note']") for a in root.iter("annotation")
+    }
+    assert {xml_notes[f"{server.api_url}/annotations/{i}"] for i in uploaded} == {"from the upload"}
 
     raw = await asyncio.to_thread(_export, server, queue.queue_id, ExportFileFormats.XLSX)
     sheet = openpyxl.load_workbook(io.BytesIO(raw), read_only=True).active
