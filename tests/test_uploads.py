@@ -285,3 +285,23 @@ async def test_encoded_slash_in_the_name_is_kept_and_never_a_path(
     assert status == 201, body
     _, document = await admin.get(body["document"])
     assert document["original_file_name"] == "100%41.pdf"  # decoded once, not twice
+
+
+async def test_uploaded_files_are_counted_in_metrics(admin: Api, server: RunningServer) -> None:
+    """Each stored file adds one to postroom_uploaded_files_total{channel="http"}."""
+
+    async def counted() -> float:
+        async with admin.session.get(server.base + "/metrics") as response:
+            text = await response.text()
+        for line in text.splitlines():
+            if line.startswith('postroom_uploaded_files_total{channel="http"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    before = await counted()
+    data = form([("a.pdf", pdf_bytes()), ("b.png", png_bytes())])
+    status, _ = await admin.post(f"/queues/{QUEUE_ID}/upload", data=data)
+    assert status == 201
+    status, _ = await admin.post("/documents", data=form([("c.pdf", pdf_bytes())]))
+    assert status == 201
+    assert await counted() - before == 3

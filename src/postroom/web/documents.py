@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postroom import metrics
 from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.errors import BadRequest, NotFound
@@ -219,6 +220,7 @@ async def create_document(request: web.Request) -> web.StreamResponse:
             .returning(t.documents)
         )
         row = result.one()
+    metrics.UPLOADED_FILES.labels(channel="http").inc()
     return web.json_response(render_document(svc.urls, row, []), status=201)
 
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postroom import metrics
 from postroom.db import tables as t
 from postroom.errors import BadRequest, Conflict, ConflictStatus, NotFound, PostroomError
 from postroom.intake.accept import (
@@ -184,6 +185,7 @@ async def receive_submission(
     # Uploads arriving together share one transaction (one commit, one fsync on SQLite).
     accepted: Accepted = await group_commit(svc.db).run(create_records)
     svc.jobs_available.set()
+    metrics.UPLOADED_FILES.labels(channel="http").inc(len(stored))
     return accepted
 
 
