@@ -92,3 +92,12 @@ async def test_token_lifetime_can_be_lowered(anon: Api) -> None:
     status, err = await anon.get("/auth/user", headers={"Authorization": f"Bearer {body['key']}"})
     assert status == 401
     assert "expired" in err["detail"]
+
+
+async def test_form_login_without_multipart_boundary_is_400(anon: Api) -> None:
+    """A multipart/form-data login body without a boundary answers 400, not 500."""
+    status, body = await anon.post(
+        "/auth/login", data=b"username=x", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert status == 400
+    assert body["code"] == "bad_request" and "form" in body["detail"]

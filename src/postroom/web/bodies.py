@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import pydantic
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from postroom.errors import BadRequest, NotFound
 from postroom.web.urls import MAX_ID
@@ -25,7 +26,11 @@ async def read_object(request: web.Request, *, allow_form: bool = False) -> dict
         "application/x-www-form-urlencoded",
         "multipart/form-data",
     ):
-        form = await request.post()
+        try:
+            form = await request.post()
+        except (ValueError, HttpProcessingError) as exc:
+            # e.g. multipart/form-data without a boundary, or a malformed part header
+            raise BadRequest(f"Malformed form body: {exc}.") from None
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         _refuse_nul(fields)
         return fields
