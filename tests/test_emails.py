@@ -255,7 +255,7 @@ async def test_import_over_the_size_limit_is_413(server_factory, http) -> None: 
     inbox = await inbox_address(server)
     raw = message(inbox, body="x" * 10_000).as_bytes()
     status, body = await _import(admin, raw, inbox)
-    assert status == 413 and body["code"] == "payload_too_large"
+    assert status == 413 and body["code"] == "payload_too_large", body
     _, listing = await admin.get("/emails")
     assert listing["pagination"]["total"] == 0
 

@@ -17,7 +17,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from postroom.db import tables as t
 from postroom.smtp import replies
 from tests.conftest import PG_URL, RunningServer
-from tests.smtp_support import SENDER, emails, inbox_address, message, pdf_bytes, rows, send
+from tests.smtp_support import (
+    SENDER,
+    emails,
+    inbox_address,
+    message,
+    pdf_bytes,
+    rows,
+    send,
+    wait_for,
+)
 
 FAIL_SQLITE = (
     "CREATE TRIGGER fail_emails BEFORE INSERT ON emails "
@@ -211,3 +220,29 @@ async def test_stop_says_421_to_idle_sessions(server_factory) -> None:  # type: 
     rest = await asyncio.wait_for(reader.read(), 30)
     writer.close()
     assert rest.decode().rstrip() == replies.SHUTTING_DOWN
+
+
+async def test_client_hanging_up_mid_data_leaves_nothing(server: RunningServer) -> None:
+    """A client that disconnects in the middle of DATA leaves no record and no temp file; the next session works."""
+    inbox = await inbox_address(server)
+    temp_dir = server.data_dir / "tmp"
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.smtp_port)
+    writer.write(f"EHLO c\r\nMAIL FROM:<{SENDER}>\r\nRCPT TO:<{inbox}>\r\nDATA\r\n".encode())
+    while not (await reader.readline()).startswith(b"354"):
+        pass
+    writer.write(b"Subject: cut\r\n\r\n" + b"x" * 3_000_000)  # past the in-memory part
+    await writer.drain()
+
+    async def spooling() -> bool:
+        return any(temp_dir.iterdir())
+
+    await wait_for(spooling, 30)  # the message is being written to a temp file
+    writer.close()
+
+    async def no_temp_files() -> bool:
+        return not any(temp_dir.iterdir())
+
+    await wait_for(no_temp_files, 30)
+    await send(server, message(inbox), recipients=[inbox])
+    (stored,) = await emails(server)
+    assert stored.subject == "Invoice 42"

@@ -262,13 +262,15 @@ class PostroomSMTP(SMTP):
                 self._reset_timeout(max(0.001, min(self.settings.timeout, deadline - loop.time())))
                 block = await reader.read(BLOCK)
                 if not block:
-                    raise ConnectionResetError("client closed the connection during DATA")
+                    # End of stream mid-DATA: the session is over, as when aiosmtpd's
+                    # eof_received cancels it (no reply can reach the client any more).
+                    raise asyncio.CancelledError()
                 payload, rest = decoder.feed(block)
                 if too_big:
                     drained += len(block)
                     if drained > DRAIN_FACTOR * self.max_bytes:
                         self.say_goodbye(replies.SIZE_EXCEEDED)
-                        raise ConnectionResetError("client kept sending far past the size limit")
+                        raise asyncio.CancelledError()  # the connection is closed: end the session
                 elif spool.size + len(payload) > self.max_bytes:
                     too_big = True
                     spool.discard()

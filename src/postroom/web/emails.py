@@ -25,14 +25,13 @@ from postroom.intake.accept import TASK_LIFETIME
 from postroom.intake.receive_http import (
     BodyRules,
     ReceivedBody,
-    ReceivedFile,
     discard_quietly,
     json_object_field,
     receive_body,
 )
 from postroom.permissions import Actor, visible_queues_clause
 from postroom.services import Services
-from postroom.smtp.intake import IncomingMail, Target, lookup
+from postroom.smtp.intake import IncomingMail, RawMessage, Target, lookup
 from postroom.smtp.parse import BODY_BYTES
 from postroom.web.bodies import path_id, read_object
 from postroom.web.keys import actor, services
@@ -409,8 +408,8 @@ def _import_rules(svc: Services) -> BodyRules:
     return BodyRules(
         # The raw message may use the whole SMTP limit; the form fields come on top.
         max_body_bytes=limit + MAX_VALUES_BYTES + svc.settings.limits.max_metadata_bytes + 65536,
+        # `raw_message` is a file part (curl -F raw_message=@x.eml, the SDK): streamed, not a field.
         field_limits={
-            "raw_message": limit,
             "recipient": MAX_RECIPIENT_BYTES,
             "metadata": svc.settings.limits.max_metadata_bytes,
             "values": MAX_VALUES_BYTES,
@@ -429,14 +428,9 @@ def import_values(body: ReceivedBody) -> dict[str, Any]:
 
 
 async def _raw_message_key(svc: Services, body: ReceivedBody) -> tuple[str, int]:
-    """The raw message as a durable blob: a file part, or a plain text field."""
-    text = body.fields.get("raw_message")
-    if len(body.files) + (text is not None) != 1:
-        raise BadRequest("raw_message: exactly one raw message is required.")
-    if text is not None:
-        # Registered with the body first, so a failure below removes its temp file too.
-        body.files.append(ReceivedFile(svc.blobs.open_writer(), "raw_message"))
-        await body.files[0].writer.write(text.encode("utf-8", "surrogateescape"))
+    """The raw message (the one file part) as a durable blob."""
+    if len(body.files) != 1:
+        raise BadRequest("raw_message: exactly one raw message (a file part) is required.")
     writer = body.files[0].writer
     if writer.size == 0:
         raise BadRequest("raw_message: the message is empty.")
@@ -499,8 +493,7 @@ async def import_email(request: web.Request) -> web.Response:
         await discard_quietly(body)
         raise
     mail = IncomingMail(
-        raw_key=raw_key,
-        raw_size=raw_size,
+        raw=RawMessage(raw_key, raw_size),
         mail_from="",
         targets=[target],
         creator_id=who.user_id,
