@@ -240,3 +240,13 @@ async def test_two_admins_demoting_each_other_leave_one_admin(
     assert statuses.count(200) == 1 and statuses[1] in (403, 409), results
     _, admins = await admin.get("/users", params={"groups": "3", "is_active": "true"})
     assert admins["pagination"]["total"] == 1
+
+
+async def test_admin_setting_own_password_keeps_the_calling_token(admin: Api, anon: Api) -> None:
+    """An admin PATCHing its own password keeps the token it used; its other sessions end."""
+    other_session = await anon.login(ADMIN_USER, ADMIN_PASSWORD)
+    status, _ = await admin.patch("/users/1", json={"password": "changed-admin-password"})
+    assert status == 200
+    assert (await admin.get("/auth/user"))[0] == 200
+    assert (await other_session.get("/auth/user"))[0] == 401
+    await anon.login(ADMIN_USER, "changed-admin-password")

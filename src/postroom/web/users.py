@@ -310,7 +310,7 @@ async def _update_user(request: web.Request, *, partial: bool) -> web.Response:
             if values:
                 await conn.execute(u.update().where(u.c.id == user_id).values(**values))
             if "password_hash" in values or values.get("is_active") is False:
-                await conn.execute(t.tokens.delete().where(t.tokens.c.user_id == user_id))
+                await _revoke_tokens(conn, user_id, keep=_own_token(request, who, user_id))
             if "queues" in sent:
                 await _set_queues(conn, svc.urls, who, user_id, sent["queues"])
             body = await load_user_json(conn, svc.urls, user_id)
@@ -319,6 +319,21 @@ async def _update_user(request: web.Request, *, partial: bool) -> web.Response:
             f"username: a user named {sent.get('username')!r} already exists."
         ) from None
     return web.json_response(body)
+
+
+def _own_token(request: web.Request, who: Actor, user_id: int) -> str | None:
+    """The digest of the caller's token when they change their own password (it stays valid)."""
+    if user_id != who.user_id:
+        return None
+    return accounts.token_digest(request.headers.get("Authorization", "").partition(" ")[2].strip())
+
+
+async def _revoke_tokens(conn: AsyncConnection, user_id: int, keep: str | None) -> None:
+    tok = t.tokens
+    stmt = tok.delete().where(tok.c.user_id == user_id)
+    if keep is not None:
+        stmt = stmt.where(tok.c.key_hash != keep)
+    await conn.execute(stmt)
 
 
 @routes.patch("/api/v1/users/{id}")
@@ -368,11 +383,8 @@ async def change_own_password(request: web.Request) -> web.Response:
     if not await asyncio.to_thread(accounts.verify_password, current, body.old_password):
         raise BadRequest("old_password: the current password is not correct.")
     new_hash = await asyncio.to_thread(accounts.hash_password, body.new_password1)
-    keep = accounts.token_digest(request.headers.get("Authorization", "").partition(" ")[2].strip())
     async with svc.db.transaction() as conn:
         await conn.execute(u.update().where(u.c.id == who.user_id).values(password_hash=new_hash))
-        await conn.execute(
-            t.tokens.delete().where(t.tokens.c.user_id == who.user_id, t.tokens.c.key_hash != keep)
-        )
+        await _revoke_tokens(conn, who.user_id, keep=_own_token(request, who, who.user_id))
         body_json = await load_user_json(conn, svc.urls, who.user_id)
     return web.json_response(body_json)
