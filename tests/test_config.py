@@ -52,6 +52,16 @@ def test_toml_file_then_environment_override(tmp_path: Path) -> None:
     assert settings.base_url == "https://intake.example.com"
 
 
+def test_spec_admin_password_variable_is_honoured() -> None:
+    """POSTROOM_ADMIN_PASSWORD (the spec's name) sets the bootstrap password; the issue's name wins."""
+    assert (
+        load_settings(None, {"POSTROOM_ADMIN_PASSWORD": "s3cret-pw"}).bootstrap.admin_password
+        == "s3cret-pw"
+    )
+    both = {"POSTROOM_ADMIN_PASSWORD": "old-name", "POSTROOM_BOOTSTRAP_ADMIN_PASSWORD": "new-name"}
+    assert load_settings(None, both).bootstrap.admin_password == "new-name"
+
+
 def test_config_file_chosen_by_environment(tmp_path: Path) -> None:
     """POSTROOM_CONFIG names the file when no path is given."""
     path = _write(tmp_path, "[smtp]\nport = 2626\n")

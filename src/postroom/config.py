@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "POSTROOM_"
+# Older names still honoured (the product spec names the admin password this way).
+ENV_ALIASES = {"POSTROOM_ADMIN_PASSWORD": "POSTROOM_BOOTSTRAP_ADMIN_PASSWORD"}
 
 
 class ConfigError(Exception):
@@ -303,6 +305,9 @@ def load_settings(
         for f in dataclasses.fields(section_cls):
             name = f"{section_name}.{f.name}"
             env_name = f"{ENV_PREFIX}{section_name.upper()}_{f.name.upper()}"
+            alias = next((old for old, new in ENV_ALIASES.items() if new == env_name), None)
+            if env_name not in env and alias is not None and alias in env:
+                env_name = alias
             if env_name in env:
                 values[f.name] = _coerce(env_name, hints[f.name], env[env_name], f.metadata)
             elif f.name in table:
