@@ -269,3 +269,50 @@ async def test_records_are_committed_before_250(server: RunningServer) -> None:
         document_key = await conn.scalar(sa.select(t.documents.c.s3_name))
     assert services.blobs.path_of(raw_key).read_bytes() == raw
     assert services.blobs.path_of(document_key).exists()
+
+
+async def test_email_values_fill_datapoints(server: RunningServer, admin: Api) -> None:
+    """Datapoints whose rir_field_names name email_header:subject / email_header:from / email_body:text_plain get those values once the annotation reaches to_review."""
+    services = server.service.services
+    assert services is not None
+    async with services.db.reading() as conn:
+        content = await conn.scalar(sa.select(t.schemas.c.content).where(t.schemas.c.id == 1))
+    extra = [
+        ("mail_subject", "email_header:subject"),
+        ("mail_from", "email_header:from"),
+        ("mail_body", "email_body:text_plain"),
+    ]
+    content[0]["children"] += [
+        {
+            "category": "datapoint",
+            "id": schema_id,
+            "label": schema_id,
+            "type": "string",
+            "rir_field_names": [rir],
+            "constraints": {"required": False},
+            "default_value": None,
+        }
+        for schema_id, rir in extra
+    ]
+    async with services.db.transaction() as conn:
+        await conn.execute(sa.update(t.schemas).where(t.schemas.c.id == 1).values(content=content))
+    inbox = await inbox_address(server)
+    msg = message(inbox, subject="PO 7731", attachments=[("a.pdf", pdf_bytes(), "application/pdf")])
+    await send(server, msg)
+    (annotation,) = await rows(server, t.annotations)
+
+    async def reviewed() -> bool:
+        _, body = await admin.get(f"/annotations/{annotation.id}")
+        return body["status"] == "to_review"
+
+    await wait_for(reviewed)
+    _, tree = await admin.get(f"/annotations/{annotation.id}/content")
+    values = {
+        node["schema_id"]: node["content"]["value"]
+        for section in tree["content"]
+        for node in section["children"]
+        if node.get("category") == "datapoint"
+    }
+    assert values["mail_subject"] == "PO 7731"
+    assert values["mail_from"] == f"Supplier Ltd <{SENDER}>"
+    assert values["mail_body"].startswith("Please find the invoice")
