@@ -211,8 +211,23 @@ def _text_of(part: Message) -> str:
         return payload.decode("utf-8", "replace")
 
 
+# Leading bytes of the raster formats Pillow reads; anything else is not opened at all.
+_IMAGE_MAGIC = (
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+    b"RIFF",
+    b"\x00\x00\x01\x00",
+)
+
+
 def is_tiny_image(data: bytes) -> bool:
     """An image of at most 100x100 px (read from its header only)."""
+    if not data.startswith(_IMAGE_MAGIC):
+        return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
