@@ -245,3 +245,16 @@ async def test_storage_failure_is_503_and_leaves_nothing(admin: Api, server: Run
     assert body["code"] == "service_unavailable"
     assert await count_rows(server) == NOTHING
     assert stored_files(server) == []
+
+
+async def test_reject_identical_holds_under_concurrency(admin: Api, server: RunningServer) -> None:
+    """Eight identical reject_identical uploads at once: exactly one gets in, the others 409."""
+    import asyncio
+
+    content = pdf_bytes()
+    url = f"/uploads?queue={QUEUE_ID}&reject_identical=true"
+    answers = await asyncio.gather(
+        *(admin.post(url, data=form([("same.pdf", content)])) for _ in range(8))
+    )
+    assert sorted(status for status, _ in answers) == [202] + [409] * 7
+    assert (await count_rows(server))["documents"] == 1

@@ -182,8 +182,13 @@ async def receive_submission(
             )
         return await accept_files(conn, submission)
 
-    # Uploads arriving together share one transaction (one commit, one fsync on SQLite).
-    accepted: Accepted = await group_commit(svc.db).run(create_records)
+    if svc.db.is_sqlite:
+        # One writer at a time anyway: uploads arriving together share one transaction
+        # (one commit, one fsync). PostgreSQL runs them side by side and groups WAL flushes.
+        accepted: Accepted = await group_commit(svc.db).run(create_records)
+    else:
+        async with svc.db.transaction() as conn:
+            accepted = await create_records(conn)
     svc.jobs_available.set()
     metrics.UPLOADED_FILES.labels(channel="http").inc(len(stored))
     return accepted
