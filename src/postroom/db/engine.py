@@ -27,10 +27,11 @@ class Database:
         self.is_postgres = not self.is_sqlite
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         kwargs: dict[str, Any] = {"pool_pre_ping": False}
+        # Both: connections beyond pool_size are opened and closed per use, which on SQLite
+        # means a new aiosqlite thread and the PRAGMAs each time, so keep enough of them.
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
-        else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine, sqlite_synchronous)
