@@ -1,10 +1,11 @@
 """REST endpoints that take files in: `POST /queues/{id}/upload[/{filename}]` (201 with results),
 `POST /uploads[/{filename}]?queue=` (202 with a task URL), and reading uploads back.
 
-Order of work per request (SPEC §4, §6): who and which queue (404/403/409 before a byte of the
-body is read) → stream the body into temp files under the size limit → validate the fields →
-make the blobs durable → one transaction creating every record → wake the workers → answer.
-Basic auth is accepted here, so integrations can post with `curl -u`.
+Order of work per request (SPEC §4, §6): who and which queue (404/403/409 before a large body is
+read; a small one is read meanwhile, in memory) → stream the body into temp files under the size
+limit → validate the fields → make the blobs durable → one transaction creating every record
+(grouped with concurrent uploads on SQLite) → wake the workers → answer. Basic auth is accepted
+here, so integrations can post with `curl -u`.
 """
 
 from __future__ import annotations
