@@ -114,3 +114,25 @@ async def test_client_hanging_up_mid_body_leaves_no_temp_file(
 
 def admin_auth(api: Api) -> str:
     return f"Authorization: {api.headers['Authorization']}"
+
+
+async def test_stalled_body_is_dropped_with_408(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A client that stops sending mid-body gets 408 after limits.upload_idle_timeout_s, and its
+    temp file is removed."""
+    from tests.upload_helpers import basic
+
+    server = await server_factory(POSTROOM_LIMITS_UPLOAD_IDLE_TIMEOUT_S="0.5")
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.http_port)
+    head = (
+        f"POST /api/v1/uploads/stall.pdf?queue={QUEUE_ID} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {basic()['Authorization']}\r\n"
+        "Content-Type: application/pdf\r\nContent-Length: 5000000\r\n\r\n"
+    )
+    writer.write(head.encode() + b"%PDF-1.4" + os.urandom(400_000))
+    await writer.drain()
+    async with asyncio.timeout(10):
+        status_line = await reader.readline()
+    assert status_line.startswith(b"HTTP/1.1 408"), status_line
+    writer.close()
+    await eventually(lambda: not stored_files(server), "the temp file stays")
+    assert await count_rows(server) == NOTHING

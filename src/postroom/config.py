@@ -105,6 +105,11 @@ class LimitsSettings:
     max_metadata_bytes: int = setting(
         4096, "Largest `metadata` JSON of an upload (bytes).", minimum=2
     )
+    upload_idle_timeout_s: float = setting(
+        60.0,
+        "Seconds an upload body may stall (no bytes arriving) before it is dropped with 408.",
+        minimum=0.01,
+    )
     requests_per_second: float = setting(
         50.0, "Sustained API requests per second per user and per client address.", minimum=0
     )

@@ -6,6 +6,7 @@
      ├── AccessForbidden (403, "access_forbidden")
      ├── NotFound (404, "not_found")
      ├── MethodNotAllowed (405, "method_not_allowed")
+     ├── RequestTimeout (408, "request_timeout")
      ├── Conflict (409, "conflict")
      │    └── ConflictStatus (409, "conflict_status")
      ├── PayloadTooLarge (413, "payload_too_large")
@@ -64,6 +65,12 @@ class MethodNotAllowed(PostroomError):
     status = 405
     code = "method_not_allowed"
     default_detail = "Method not allowed."
+
+
+class RequestTimeout(PostroomError):
+    status = 408
+    code = "request_timeout"
+    default_detail = "Request timeout."
 
 
 class Conflict(PostroomError):

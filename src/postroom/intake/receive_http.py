@@ -20,18 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Awaitable, Collection, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, hdrs, web
 
-from postroom.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from postroom.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceUnavailable
 from postroom.intake import names
 from postroom.intake.accept import StoredFile
 from postroom.intake.blobs import BlobWriter, LocalBlobStore
 from postroom.intake.sniff import SNIFF_BYTES, sniff_mime
 
+T = TypeVar("T")
 CHUNK = 256 * 1024
 MAX_FILES = 100  # file parts in one request; each holds an open temp file until the end
 MAX_FIELD_BYTES = 64 * 1024  # a text field other than metadata (values, parent)
@@ -62,6 +63,7 @@ class ReceivedBody:
 class BodyRules:
     max_body_bytes: int
     field_limits: dict[str, int]  # allowed text fields → largest size in bytes
+    idle_timeout_s: float  # a body that stalls this long is dropped (408)
     path_filename: str | None = None  # the `{filename}` URL segment, for a raw body
 
     @property
@@ -131,7 +133,7 @@ async def _receive_raw(
         raw_name = names.filename_from_disposition(request.headers.get(hdrs.CONTENT_DISPOSITION))
     received = ReceivedFile(blobs.open_writer(), names.clean_file_name(raw_name))
     body.files.append(received)
-    async for chunk in request.content.iter_chunked(CHUNK):
+    while chunk := await _unstalled(request.content.read(CHUNK), rules):
         _check_total(request, rules.max_body_bytes)
         with storage_errors():
             await received.writer.write(chunk)
@@ -146,7 +148,7 @@ async def _receive_multipart(
         raise BadRequest(f"Malformed multipart body: {exc}.") from None
     while True:
         try:
-            part = await reader.next()
+            part = await _unstalled(reader.next(), rules)
         except (ValueError, AssertionError, RuntimeError) as exc:
             raise BadRequest(f"Malformed multipart body: {exc}.") from None
         _check_total(request, rules.max_body_bytes)
@@ -198,7 +200,7 @@ async def _receive_file_part(
     received = ReceivedFile(blobs.open_writer(), names.clean_file_name(filename))
     body.files.append(received)
     while True:
-        chunk = await _read_chunk(part)
+        chunk = await _read_chunk(part, rules)
         _check_total(request, rules.max_body_bytes)
         if not chunk:
             return
@@ -206,11 +208,24 @@ async def _receive_file_part(
             await received.writer.write(chunk)
 
 
-async def _read_chunk(part: BodyPartReader) -> bytes:
+async def _read_chunk(part: BodyPartReader, rules: BodyRules) -> bytes:
     try:
-        return await part.read_chunk(CHUNK)
+        return await _unstalled(part.read_chunk(CHUNK), rules)
     except (ValueError, AssertionError) as exc:
         raise BadRequest(f"Malformed multipart body: {exc}.") from None
+
+
+async def _unstalled(read: Awaitable[T], rules: BodyRules) -> T:
+    """One read of the body; a client that sends nothing for `idle_timeout_s` gets a 408 (aiohttp
+    has no timeout of its own while a body streams, so it would hold a temp file forever)."""
+    try:
+        async with asyncio.timeout(rules.idle_timeout_s):
+            return await read
+    except TimeoutError:
+        raise RequestTimeout(
+            f"No bytes of the request body arrived for {rules.idle_timeout_s:g} s "
+            "(limits.upload_idle_timeout_s)."
+        ) from None
 
 
 async def _read_text_field(
@@ -218,7 +233,7 @@ async def _read_text_field(
 ) -> str:
     limit = rules.field_limits[name]
     data = bytearray()
-    while chunk := await _read_chunk(part):
+    while chunk := await _read_chunk(part, rules):
         _check_total(request, rules.max_body_bytes)
         data.extend(chunk)
         if len(data) > limit:

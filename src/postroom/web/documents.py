@@ -164,6 +164,7 @@ def _document_rules(svc: Services) -> BodyRules:
     return BodyRules(
         max_body_bytes=limits.max_upload_bytes,
         field_limits={"metadata": limits.max_metadata_bytes, "parent": MAX_PARENT_BYTES},
+        idle_timeout_s=limits.upload_idle_timeout_s,
     )
 
 

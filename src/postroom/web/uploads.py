@@ -81,6 +81,7 @@ def upload_rules(svc: Services, path_filename: str | None) -> BodyRules:
     return BodyRules(
         max_body_bytes=limits.max_upload_bytes,
         field_limits={"metadata": limits.max_metadata_bytes, "values": MAX_VALUES_BYTES},
+        idle_timeout_s=limits.upload_idle_timeout_s,
         path_filename=path_filename,
     )
 
