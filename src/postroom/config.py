@@ -278,46 +278,57 @@ def _coerce(name: str, kind: Any, raw: Any, meta: Mapping[str, Any]) -> Any:
     return value
 
 
+def _read_document(path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+
+
+def _env_name(section_name: str, key: str, env: Mapping[str, str]) -> str:
+    name = f"{ENV_PREFIX}{section_name.upper()}_{key.upper()}"
+    alias = next((old for old, new in ENV_ALIASES.items() if new == name), None)
+    return alias if name not in env and alias is not None and alias in env else name
+
+
+def _load_section(section_name: str, section_cls: type, table: Any, env: Mapping[str, str]) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"invalid value for {section_name}: {table!r} (expected a table)")
+    hints = typing.get_type_hints(section_cls)
+    fields = dataclasses.fields(section_cls)
+    unknown = set(table) - {f.name for f in fields}
+    if unknown:
+        raise ConfigError(f"unknown configuration key: {section_name}.{sorted(unknown)[0]}")
+    values: dict[str, Any] = {}
+    for f in fields:
+        env_name = _env_name(section_name, f.name, env)
+        if env_name in env:
+            values[f.name] = _coerce(env_name, hints[f.name], env[env_name], f.metadata)
+        elif f.name in table:
+            values[f.name] = _coerce(
+                f"{section_name}.{f.name}", hints[f.name], table[f.name], f.metadata
+            )
+    return section_cls(**values)
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read the TOML file (if any), then `POSTROOM_<SECTION>_<KEY>` overrides, and validate."""
     env = os.environ if environ is None else environ
-    path = path or env.get("POSTROOM_CONFIG") or None
-    document: dict[str, Any] = {}
-    if path:
-        try:
-            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"configuration file not found: {path}") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from None
+    document = _read_document(path or env.get("POSTROOM_CONFIG") or None)
     sections = _sections()
     unknown = set(document) - set(sections)
     if unknown:
         raise ConfigError(f"unknown configuration section: [{sorted(unknown)[0]}]")
-    built: dict[str, Any] = {}
-    for section_name, section_cls in sections.items():
-        table = document.get(section_name, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"invalid value for {section_name}: {table!r} (expected a table)")
-        hints = typing.get_type_hints(section_cls)
-        known = {f.name for f in dataclasses.fields(section_cls)}
-        for key in table:
-            if key not in known:
-                raise ConfigError(f"unknown configuration key: {section_name}.{key}")
-        values: dict[str, Any] = {}
-        for f in dataclasses.fields(section_cls):
-            name = f"{section_name}.{f.name}"
-            env_name = f"{ENV_PREFIX}{section_name.upper()}_{f.name.upper()}"
-            alias = next((old for old, new in ENV_ALIASES.items() if new == env_name), None)
-            if env_name not in env and alias is not None and alias in env:
-                env_name = alias
-            if env_name in env:
-                values[f.name] = _coerce(env_name, hints[f.name], env[env_name], f.metadata)
-            elif f.name in table:
-                values[f.name] = _coerce(name, hints[f.name], table[f.name], f.metadata)
-        built[section_name] = section_cls(**values)
+    built = {
+        name: _load_section(name, cls, document.get(name, {}), env)
+        for name, cls in sections.items()
+    }
     settings = Settings(**built)
     _check_consistency(settings)
     return settings
