@@ -5,10 +5,15 @@ password with every request and argon2 costs tens of milliseconds by design, so 
 credential is remembered for `auth.basic_cache_s` under an HMAC of username+password keyed by a
 per-process secret (the plain password is never kept). An entry is only honoured while the
 user's stored password hash is unchanged, so a password change revokes it at once.
+
+Verification runs off the event loop and at most `_VERIFY_SLOTS` at a time (each argon2 check
+takes 64 MiB and a core for tens of milliseconds); concurrent requests carrying the same
+not-yet-cached Basic credential share one verification instead of each paying for it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -32,6 +37,18 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+_VERIFY_SLOTS = 2
+_verify_semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+async def verify_password_async(password_hash: str, password: str) -> bool:
+    """`verify_password` in a worker thread, bounded to a few at once per event loop."""
+    loop = asyncio.get_running_loop()
+    semaphore = _verify_semaphores.setdefault(loop, asyncio.Semaphore(_VERIFY_SLOTS))
+    async with semaphore:
+        return await asyncio.to_thread(verify_password, password_hash, password)
 
 
 def generate_password() -> str:
@@ -59,6 +76,7 @@ class BasicCredentialCache:
         self._max = max_entries
         self._secret = secrets.token_bytes(32)
         self._entries: dict[bytes, _Entry] = {}
+        self._inflight: dict[bytes, asyncio.Future[bool]] = {}
 
     def _key(self, username: str, password: str) -> bytes:
         material = f"{username}\x00{password}".encode("utf-8", "surrogateescape")
@@ -75,6 +93,31 @@ class BasicCredentialCache:
             self._entries.pop(key, None)
             return None
         return entry
+
+    async def verify(self, username: str, password: str, user_id: int, password_hash: str) -> bool:
+        """True when the credential matches `password_hash`: from the cache, from a verification
+        already running for the same credential, or from a new one (remembered on success)."""
+        entry = self.lookup(username, password)
+        if entry is not None and entry.user_id == user_id and entry.password_hash == password_hash:
+            return True
+        key = self._key(username, password) + password_hash.encode()
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            ok = await verify_password_async(password_hash, password)
+            future.set_result(ok)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: waiters re-raise it themselves
+            raise
+        finally:
+            del self._inflight[key]
+        if ok:
+            self.remember(username, password, user_id, password_hash)
+        return ok
 
     def remember(self, username: str, password: str, user_id: int, password_hash: str) -> None:
         if self._ttl <= 0:

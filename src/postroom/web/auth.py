@@ -8,7 +8,6 @@ right → 403, raised by the handlers.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
@@ -83,12 +82,8 @@ async def _basic_actor(request: web.Request, encoded: str) -> Actor:
         ).first()
     if row is None:
         raise AuthenticationFailed("Invalid username or password.")
-    cached = svc.basic_cache.lookup(username, password)
-    if cached is None or cached.user_id != row.id or cached.password_hash != row.password_hash:
-        ok = await asyncio.to_thread(accounts.verify_password, row.password_hash, password)
-        if not ok:
-            raise AuthenticationFailed("Invalid username or password.")
-        svc.basic_cache.remember(username, password, row.id, row.password_hash)
+    if not await svc.basic_cache.verify(username, password, row.id, row.password_hash):
+        raise AuthenticationFailed("Invalid username or password.")
     return _actor_from_row(row)
 
 
@@ -151,9 +146,7 @@ async def login(request: web.Request) -> web.Response:
                 )
             )
         ).first()
-    ok = row is not None and await asyncio.to_thread(
-        accounts.verify_password, row.password_hash, password
-    )
+    ok = row is not None and await accounts.verify_password_async(row.password_hash, password)
     if not ok or row is None:
         svc.rate_limits.record_failed_login(request, username)
         raise AuthenticationFailed("Unable to log in with provided credentials.")

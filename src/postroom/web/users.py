@@ -380,7 +380,7 @@ async def change_own_password(request: web.Request) -> web.Response:
         current = (
             await conn.execute(sa.select(u.c.password_hash).where(u.c.id == who.user_id))
         ).scalar_one()
-    if not await asyncio.to_thread(accounts.verify_password, current, body.old_password):
+    if not await accounts.verify_password_async(current, body.old_password):
         raise BadRequest("old_password: the current password is not correct.")
     new_hash = await asyncio.to_thread(accounts.hash_password, body.new_password1)
     async with svc.db.transaction() as conn:
