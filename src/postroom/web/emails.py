@@ -414,6 +414,7 @@ def _import_rules(svc: Services) -> BodyRules:
             "metadata": svc.settings.limits.max_metadata_bytes,
             "values": MAX_VALUES_BYTES,
         },
+        idle_timeout_s=svc.settings.limits.upload_idle_timeout_s,
     )
 
 
