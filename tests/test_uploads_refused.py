@@ -122,6 +122,24 @@ async def test_malformed_multipart_is_400(admin: Api, server: RunningServer) -> 
     await assert_nothing_created(server)
 
 
+async def test_part_header_with_control_characters_is_400(
+    admin: Api, server: RunningServer
+) -> None:
+    """A part header carrying a control character answers 400 (found by schemathesis as a 500)."""
+    bad = (
+        b'--xyz\r\nContent-Disposition: form-data; name="content"; filename="a\x01.pdf"\r\n'
+        b"X-Bad: a\x00b\r\n\r\n%PDF-1.4\r\n--xyz--\r\n"
+    )
+    status, body = await admin.post(
+        f"/queues/{QUEUE_ID}/upload",
+        data=bad,
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+    )
+    assert status == 400, body
+    assert body["code"] == "bad_request"
+    await assert_nothing_created(server)
+
+
 async def test_missing_queue_parameter_is_400(admin: Api, server: RunningServer) -> None:
     """POST /uploads without ?queue= answers 400 naming the parameter."""
     status, body = await admin.post("/uploads", data=form([("a.pdf", pdf_bytes())]))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from postroom.errors import BadRequest, PayloadTooLarge, RequestTimeout, ServiceUnavailable
 from postroom.intake import names
@@ -144,12 +145,13 @@ async def _receive_multipart(
 ) -> None:
     try:
         reader = await request.multipart()
-    except (ValueError, AssertionError, KeyError) as exc:
+    except (ValueError, AssertionError, KeyError, HttpProcessingError) as exc:
         raise BadRequest(f"Malformed multipart body: {exc}.") from None
     while True:
         try:
             part = await _unstalled(reader.next(), rules)
-        except (ValueError, AssertionError, RuntimeError) as exc:
+        # HttpProcessingError: e.g. a part header with control characters (InvalidHeader)
+        except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
             raise BadRequest(f"Malformed multipart body: {exc}.") from None
         _check_total(request, rules.max_body_bytes)
         if part is None:
