@@ -29,11 +29,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from postroom import lifecycle
 from postroom.clock import utcnow
 from postroom.db import tables as t
+from postroom.durations import parse_duration
 from postroom.pipeline.jobs import WorkerIdentity, purge_finished_jobs
 from postroom.purge import purge_annotations
 from postroom.queue_deletion import delete_due_queues
 from postroom.services import Services
-from postroom.web.queue_models import parse_duration
 
 log = logging.getLogger("postroom.duties")
 
