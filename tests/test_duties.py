@@ -199,3 +199,43 @@ async def test_failed_deletion_marks_the_queue_deletion_failed(
         return bool(body and body.get("status") == "deletion_failed")
 
     await wait_for(failed)
+
+
+async def test_orphan_blob_sweep_removes_only_old_unreferenced_blobs(
+    server: RunningServer, admin: Api
+) -> None:
+    """An unreferenced blob idle for over an hour is removed; a referenced one and a fresh
+    orphan (an upload between storing and committing) stay."""
+    import os
+    import time
+
+    from postroom.purge import sweep_orphan_blobs
+
+    svc = _svc(server)
+    (annotation_id,) = await submit(admin, [("kept.pdf", make_pdf(1))], queue_id=1)
+    await settled(admin, annotation_id)
+    kept_doc_id = (await annotation_row(svc, annotation_id)).document_id
+    kept = (await rows(server, t.documents, t.documents.c.id == kept_doc_id))[0].s3_name
+    old_orphan = await store_blob(svc, b"left behind by a crash")
+    fresh_orphan = await store_blob(svc, b"an upload still committing")
+    two_hours_ago = time.time() - 7200
+    for key in (kept, old_orphan):
+        os.utime(svc.blobs.path_of(key), (two_hours_ago, two_hours_ago))
+
+    assert await sweep_orphan_blobs(svc) == 1
+    assert not await svc.blobs.exists(old_orphan)
+    assert await svc.blobs.exists(kept)
+    assert await svc.blobs.exists(fresh_orphan)
+
+
+async def test_reusing_a_blob_refreshes_it_for_the_orphan_sweep(server: RunningServer) -> None:
+    """Storing bytes that already exist as an idle blob marks that blob fresh again."""
+    import os
+    import time
+
+    svc = _svc(server)
+    key = await store_blob(svc, b"same bytes twice")
+    two_hours_ago = time.time() - 7200
+    os.utime(svc.blobs.path_of(key), (two_hours_ago, two_hours_ago))
+    assert await store_blob(svc, b"same bytes twice") == key
+    assert key not in svc.blobs.idle_keys(3600)

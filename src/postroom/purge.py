@@ -6,10 +6,15 @@ Used by `POST /annotations/purge_deleted` and by the data-retention duty (queue
 that no document or email references any more are deleted from the store. The bytes are
 content-addressed and may be shared by several documents, so a blob goes only with its last
 reference.
+
+`sweep_orphan_blobs` collects what a crash can leave behind: blobs whose record never committed,
+or whose deletion was interrupted. It only takes blobs idle for an hour (a blob reused by an
+upload gets a fresh mtime), so an upload between storing its bytes and committing is safe.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Iterable
 
 import sqlalchemy as sa
@@ -97,3 +102,12 @@ async def release_blobs(svc: Services, keys: Collection[str]) -> int:
                 await svc.blobs.delete(key)
                 deleted += 1
     return deleted
+
+
+ORPHAN_IDLE_S = 3600.0
+
+
+async def sweep_orphan_blobs(svc: Services, idle_s: float = ORPHAN_IDLE_S) -> int:
+    """Delete blobs idle for `idle_s` that no document or email references; returns how many."""
+    keys = await asyncio.to_thread(svc.blobs.idle_keys, idle_s)
+    return await release_blobs(svc, keys) if keys else 0

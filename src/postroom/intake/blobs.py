@@ -20,6 +20,7 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -145,6 +146,10 @@ def _place(temp: Path, final: Path) -> None:
         # Same content already stored (content addressing): keep the old one. Its writer may
         # not have fsynced the directory yet, so do it here before our record relies on it.
         temp.unlink(missing_ok=True)
+        # A fresh mtime marks the blob as claimed again, so the orphan sweep (which only takes
+        # blobs idle for an hour) cannot remove it before our record commits.
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(final)
         _fsync_dir(final.parent)
         return
     if not final.parent.is_dir():
@@ -189,6 +194,19 @@ class LocalBlobStore:
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(self.path_of(key))
+
+    def idle_keys(self, idle_s: float) -> list[str]:
+        """Keys of blobs not written or reused for `idle_s` seconds (blocking: run in a thread)."""
+        cutoff = time.time() - idle_s
+        keys = []
+        for fan_out in self.root.iterdir():
+            if not fan_out.is_dir():
+                continue
+            with os.scandir(fan_out) as entries:
+                for entry in entries:
+                    if len(entry.name) == 64 and entry.stat().st_mtime < cutoff:
+                        keys.append(entry.name)
+        return keys
 
     def sweep_temp(self) -> int:
         """Remove temp files left by a crash (called at start-up, before serving)."""

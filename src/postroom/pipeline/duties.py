@@ -7,7 +7,8 @@
   (`postroom.queue_deletion`).
 - Retention: annotations older than their queue's `document_lifetime` are purged
   (`postroom.purge`).
-- Housekeeping: finished pipeline jobs older than a week are forgotten.
+- Housekeeping: finished pipeline jobs older than a week are forgotten; every few hours, blobs
+  left unreferenced by a crash are removed (`postroom.purge.sweep_orphan_blobs`).
 
 Several Postroom processes may share one database: a lease row in `duty_leases` names the one
 that sweeps. It is taken when free or expired, renewed while sweeping, and given up on stop; a
@@ -31,7 +32,7 @@ from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.durations import parse_duration
 from postroom.pipeline.jobs import WorkerIdentity, purge_finished_jobs
-from postroom.purge import purge_annotations
+from postroom.purge import purge_annotations, sweep_orphan_blobs
 from postroom.queue_deletion import delete_due_queues
 from postroom.services import Services
 
@@ -40,6 +41,8 @@ log = logging.getLogger("postroom.duties")
 LEASE_NAME = "sweep"
 MIN_LEASE_S = 30.0
 FINISHED_JOBS_KEPT = timedelta(days=7)
+# Listing every blob is not free on a large store: do it at start-up, then this often.
+ORPHAN_SWEEP_EVERY_S = 6 * 3600.0
 
 a, q = t.annotations.c, t.queues.c
 
@@ -137,13 +140,31 @@ async def purge_expired_annotations(svc: Services) -> int:
     return purged
 
 
-async def sweep(svc: Services, renew: Callable[[], Awaitable[None]]) -> None:
+class OrphanBlobSweep:
+    """Runs `sweep_orphan_blobs` at most every ORPHAN_SWEEP_EVERY_S seconds."""
+
+    def __init__(self) -> None:
+        self._next = 0.0
+
+    async def __call__(self, svc: Services) -> int:
+        loop_time = asyncio.get_running_loop().time()
+        if loop_time < self._next:
+            return 0
+        self._next = loop_time + ORPHAN_SWEEP_EVERY_S
+        return await sweep_orphan_blobs(svc)
+
+
+async def sweep(
+    svc: Services, renew: Callable[[], Awaitable[None]], orphans: OrphanBlobSweep | None = None
+) -> None:
     """One round of every duty; one duty failing does not stop the others."""
+    orphans = orphans or OrphanBlobSweep()
     duties: tuple[tuple[str, Callable[[], Awaitable[int]]], ...] = (
         ("session timeouts", lambda: release_expired_sessions(svc)),
         ("queue deletion", lambda: delete_due_queues(svc, renew)),
         ("retention", lambda: purge_expired_annotations(svc)),
         ("finished jobs", lambda: purge_finished_jobs(svc.db, _week_ago())),
+        ("orphan blobs", lambda: orphans(svc)),
     )
     for name, duty in duties:
         try:
@@ -163,6 +184,7 @@ async def start_duties(services: Services) -> Callable[[], Awaitable[None]]:
     interval = services.settings.pipeline.sweep_interval
     lease = DutyLease(services, str(WorkerIdentity.new()), max(MIN_LEASE_S, 3 * interval))
     stopping = asyncio.Event()
+    orphans = OrphanBlobSweep()
 
     async def renew() -> None:
         await lease.acquire()
@@ -171,7 +193,7 @@ async def start_duties(services: Services) -> Callable[[], Awaitable[None]]:
         while not stopping.is_set():
             try:
                 if await lease.acquire():
-                    await sweep(services, renew)
+                    await sweep(services, renew, orphans)
             except Exception:
                 log.exception("background duties failed; retrying next interval")
             with contextlib.suppress(TimeoutError):
