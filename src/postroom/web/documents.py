@@ -30,6 +30,7 @@ from postroom.intake.receive_http import (
 from postroom.permissions import Actor, visible_queues_clause
 from postroom.services import Services
 from postroom.web.auth import basic_auth_allowed
+from postroom.web.blob_responses import blob_response
 from postroom.web.bodies import path_id, read_object
 from postroom.web.intake_render import document_annotations, render_document
 from postroom.web.keys import actor, services
@@ -147,16 +148,13 @@ async def document_content(request: web.Request) -> web.StreamResponse:
     svc, who = services(request), actor(request)
     async with svc.db.reading() as conn:
         row = await load_document(conn, who, path_id(request))
-    if not row.s3_name or not await svc.blobs.exists(row.s3_name):
-        raise NotFound(f"The content of document {row.id} is no longer stored.")
     headers = {
         "Content-Type": row.mime_type,
         "Content-Disposition": content_disposition_header(row.original_file_name),
         # The bytes never change (content-addressed); the file name does not leak into caches.
         "Cache-Control": "private, max-age=3600",
-        "X-Content-Type-Options": "nosniff",
     }
-    return web.FileResponse(svc.blobs.path_of(row.s3_name), headers=headers)
+    return await blob_response(svc, row.s3_name, f"document {row.id}", headers)
 
 
 def _document_rules(svc: Services) -> BodyRules:

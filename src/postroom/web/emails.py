@@ -33,6 +33,7 @@ from postroom.permissions import Actor, visible_queues_clause
 from postroom.services import Services
 from postroom.smtp.intake import IncomingMail, RawMessage, Target, lookup
 from postroom.smtp.parse import BODY_BYTES
+from postroom.web.blob_responses import blob_response
 from postroom.web.bodies import path_id, read_object
 from postroom.web.keys import actor, services
 from postroom.web.listing import Filter, apply_filters, apply_ordering, envelope, paginate
@@ -328,14 +329,11 @@ async def email_content(request: web.Request) -> web.StreamResponse:
     svc, who = services(request), actor(request)
     async with svc.db.reading() as conn:
         row = await load_email(conn, who, path_id(request))
-    if not row.raw_blob or not await svc.blobs.exists(row.raw_blob):
-        raise NotFound(f"The content of email {row.id} is no longer stored.")
     headers = {
         "Content-Type": "message/rfc822",
         "Content-Disposition": f'attachment; filename="email-{row.id}.eml"',
-        "X-Content-Type-Options": "nosniff",
     }
-    return web.FileResponse(svc.blobs.path_of(row.raw_blob), headers=headers)
+    return await blob_response(svc, row.raw_blob, f"email {row.id}", headers)
 
 
 def _patch_values(svc: Services, data: dict[str, Any]) -> dict[str, Any]:

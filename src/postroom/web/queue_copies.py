@@ -19,7 +19,13 @@ from postroom.organization import insert_returning_id
 from postroom.permissions import Actor
 from postroom.queue_templates import QueueTemplate
 from postroom.services import Services
-from postroom.web.queue_changes import default_workspace, insert_schema, new_inbox, require_in_org
+from postroom.web.queue_changes import (
+    PLAIN_FIELDS,
+    default_workspace,
+    insert_schema,
+    new_inbox,
+    require_in_org,
+)
 from postroom.web.queue_models import DuplicateBody, FromTemplateBody
 
 q = t.queues
@@ -35,26 +41,8 @@ EMAIL_SETTING_COLUMNS = (
     "dmarc_check_action",
 )
 # Queue columns a duplicate takes from its source (before the copy_* flags trim them).
-COPIED_COLUMNS = (
-    "workspace_id",
-    "connector",
-    "session_timeout",
-    "rir_url",
-    "rir_params",
-    "dedicated_engine",
-    "generic_engine",
-    "engine",
-    "default_score_threshold",
-    "automation_enabled",
-    "automation_level",
-    "locale",
-    "metadata",
-    "use_confirmed_state",
-    "document_lifetime",
-    "settings",
-    "workflows",
-    "training_enabled",
-)
+# Everything a body may set, except the name (the copy is named anew), plus the workspace.
+COPIED_COLUMNS = ("workspace_id", *(f for f in PLAIN_FIELDS if f != "name"))
 
 
 async def queue_from_template(
