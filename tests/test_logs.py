@@ -112,3 +112,42 @@ async def test_upload_line_carries_the_queue_and_never_the_content(
     assert upload["status"] == 201 and upload["queue"] == 1 and upload["user"] == 1
     text = json_access_log.getvalue()
     assert "CONFIDENTIAL-INVOICE" not in text and "hush-4411" not in text
+
+
+@pytest.fixture
+def json_event_log() -> Iterator[io.StringIO]:
+    """Capture the pipeline's and the SMTP listener's event lines as JSON."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    loggers = [logging.getLogger("postroom.pipeline"), logging.getLogger("postroom.smtp")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    yield stream
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def test_job_outcome_and_smtp_transaction_each_log_one_line_with_ids(
+    server: Any, admin: Api, json_event_log: io.StringIO
+) -> None:
+    """A finished import logs its annotation, upload and status; an accepted mail logs its email ids."""
+    from tests.pipeline_support import make_pdf, settled, submit
+    from tests.smtp_support import message, send
+
+    (annotation_id,) = await submit(admin, [("a.pdf", make_pdf(1))], queue_id=1)
+    await settled(admin, annotation_id)
+    _, queue = await admin.get("/queues/1", expect=200)
+    _, inbox = await admin.get(queue["inbox"], expect=200)
+    await send(
+        server, message(inbox["email"], attachments=[("m.pdf", make_pdf(1), "application/pdf")])
+    )
+    lines = [json.loads(line) for line in json_event_log.getvalue().splitlines()]
+    imports = [x for x in lines if x["message"] == "import finished"]
+    assert any(x["annotation"] == annotation_id and x["status"] == "to_review" for x in imports)
+    mails = [x for x in lines if x["message"] == "mail accepted"]
+    assert len(mails) == 1 and mails[0]["emails"] and inbox["email"] in mails[0]["inboxes"]
+    assert "%PDF" not in json_event_log.getvalue()

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postroom import metrics
+from postroom import logs, metrics
 from postroom.content import build_content
 from postroom.db import tables as t
 from postroom.lifecycle import move_where
@@ -119,6 +119,15 @@ def _content_of(ctx: ImportContext) -> list[dict[str, Any]]:
 async def record_success(services: Services, job: ClaimedJob, ctx: ImportContext) -> None:
     values = {**_outcome(ctx), "automated": ctx.automated, "messages": [], **ctx.stamps}
     await _commit(services, job, ctx, ctx.status, values)
+    logs.event(
+        log,
+        "import finished",
+        annotation=ctx.annotation_id,
+        upload=ctx.upload_id,
+        job=job.id,
+        status=ctx.status,
+        mime_type=ctx.mime_type,
+    )
     metrics.observe_import_latency(ctx.arrived_at, ctx.status)
 
 
@@ -127,7 +136,15 @@ async def record_failure(
 ) -> None:
     values = {**_outcome(ctx), "messages": [error_message(message)]}
     await _commit(services, job, ctx, FAILED_IMPORT, values)
-    log.info("annotation %s failed_import: %s", ctx.annotation_id, message)
+    logs.event(
+        log,
+        "import finished",
+        annotation=ctx.annotation_id,
+        upload=ctx.upload_id,
+        job=job.id,
+        status=FAILED_IMPORT,
+        reason=message,
+    )
     metrics.observe_import_latency(ctx.arrived_at, FAILED_IMPORT)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from postroom import metrics
+from postroom import logs, metrics
 from postroom.services import Services
 from postroom.smtp import replies
 from postroom.smtp.intake import IncomingMail, MailIntake, RawMessage, lookup
@@ -124,7 +124,7 @@ class InboxHandler:
             targets=list(envelope.targets),
         )
         try:
-            await self.intake.deliver(mail)
+            delivered = await self.intake.deliver(mail)
         except Exception as error:  # every failure of ours is transient for the sender
             reply = replies.for_error(error)
             if reply == replies.STORAGE_FAILED:
@@ -133,6 +133,14 @@ class InboxHandler:
             else:
                 metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="queue_deleted").inc()
             return reply
+        logs.event(
+            log,
+            "mail accepted",
+            emails=",".join(map(str, delivered.email_ids)) or None,
+            duplicates=",".join(map(str, delivered.duplicate_ids)) or None,
+            inboxes=",".join(t.inbox_email for t in mail.targets),
+            size=raw.size,
+        )
         return replies.STORED
 
     async def handle_exception(self, error: Exception) -> str:
