@@ -606,3 +606,29 @@ async def test_list_runs_the_same_queries_for_any_page_size(server_factory: Any,
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert sizes[3] == sizes[30]
+
+
+async def test_concurrent_attachments_of_one_inbox_leave_it_on_one_queue(admin: Api) -> None:
+    """Queues racing to take the same free inbox: no 5xx, and the inbox ends on exactly one queue."""
+    import asyncio
+
+    schema = f"{admin.api}/schemas/1"
+    queue_ids = []
+    for name in ("Race A", "Race B", "Race C", "Race D"):
+        _, queue = await admin.post("/queues", json={"name": name, "schema": schema}, expect=201)
+        queue_ids.append(queue["id"])
+    _, inbox = await admin.post(
+        "/inboxes", json={"name": "Shared?", "email_prefix": "race"}, expect=201
+    )
+    results = await asyncio.gather(
+        *(admin.patch(f"/queues/{q}", json={"inbox": inbox["url"]}) for q in queue_ids)
+    )
+    statuses = [status for status, _ in results]
+    assert all(status in (200, 400, 409) for status in statuses), results
+    holders = []
+    for queue_id in queue_ids:
+        _, queue = await admin.get(f"/queues/{queue_id}", expect=200)
+        if queue["inbox"] == inbox["url"]:
+            holders.append(queue_id)
+    assert len(holders) == 1
+    assert statuses.count(200) == 1

@@ -162,6 +162,8 @@ queues = sa.Table(
     _ts("modified_at"),
     _ts("created_at", nullable=False),
     sa.Index("ix_queues_status_delete_after", "status", "delete_after"),
+    # An inbox feeds one queue: enforced here too, so concurrent changes cannot share one.
+    sa.UniqueConstraint("inbox_id"),
 )
 
 queue_users = sa.Table(

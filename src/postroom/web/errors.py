@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from postroom.errors import PostroomError, RateLimited
 
@@ -53,6 +54,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return web.json_response(body, status=exc.status, headers=_kept_headers(exc))
     except ConnectionResetError:
         raise
+    except IntegrityError:
+        # A uniqueness race the handler's own checks could not see (two requests at once):
+        # the transaction was rolled back, nothing was half-written; the client may retry.
+        log.info("integrity conflict on %s %s", request.method, request.path)
+        body = {
+            "detail": "The request conflicts with a change made at the same time; retry it.",
+            "code": "conflict",
+        }
+        return web.json_response(body, status=409)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response({"detail": "Server error.", "code": "error"}, status=500)

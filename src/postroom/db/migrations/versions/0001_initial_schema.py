@@ -256,6 +256,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_queues")),
+        sa.UniqueConstraint("inbox_id", name=op.f("uq_queues_inbox_id")),
     )
     with op.batch_alter_table("queues", schema=None) as batch_op:
         batch_op.create_index(
