@@ -1,4 +1,6 @@
 # Postroom: HTTP on 8000, SMTP on 2525, data (SQLite + blobs) in the /data volume.
+# Run with -e POSTROOM_HTTP_PUBLIC_BASE_URL=https://your.host (object URLs are built from it) and
+# -e POSTROOM_SMTP_DOMAIN=your.mail.domain (inbox addresses end with it).
 FROM python:3.11-slim
 
 RUN apt-get update \
