@@ -29,6 +29,7 @@ from pathlib import Path
 
 import aiohttp
 import sqlalchemy as sa
+from common import reset_postgres
 from sqlalchemy.ext.asyncio import create_async_engine
 
 PASSWORD = "bench-password-123"
@@ -38,14 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-async def reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(sa.text("CREATE SCHEMA public"))
-    await engine.dispose()
 
 
 async def start_instance(

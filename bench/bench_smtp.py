@@ -60,14 +60,9 @@ async def _serve_postroom(data_dir: Path, workers: int, database_url: str) -> No
         "POSTROOM_LOG_LEVEL": "WARNING",
     }
     if database_url:
-        import sqlalchemy as sa
-        from sqlalchemy.ext.asyncio import create_async_engine
+        from common import reset_postgres  # here: the bare server stays free of SQLAlchemy
 
-        engine = create_async_engine(database_url)
-        async with engine.begin() as conn:
-            await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(sa.text("CREATE SCHEMA public"))
-        await engine.dispose()
+        await reset_postgres(database_url)
         environ["POSTROOM_DATABASE_URL"] = database_url
     service = Service(load_settings(None, environ))
     running = await service.start()

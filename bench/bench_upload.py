@@ -301,14 +301,10 @@ def print_table(cells: list[Cell]) -> None:
 
 
 async def reset_postgres(url: str) -> None:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+    # Imported here: the bare-handler process must not pay for SQLAlchemy in its RSS.
+    from common import reset_postgres as reset
 
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
-    await engine.dispose()
+    await reset(url)
 
 
 async def bench(args: argparse.Namespace) -> None:

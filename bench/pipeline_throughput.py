@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from common import reset_postgres
 
 from postroom.config import load_settings
 from postroom.db import tables as t
@@ -39,14 +39,6 @@ def one_page_pdf() -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
-
-
-async def reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(sa.text("CREATE SCHEMA public"))
-    await engine.dispose()
 
 
 async def run(files: int, workers: int, batch: int, data_dir: Path) -> None:

@@ -13,16 +13,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import create_async_engine
+from common import ListTimer, reset_postgres
 
 from postroom.clock import utcnow
 from postroom.config import load_settings
@@ -31,14 +26,6 @@ from postroom.service import Service
 from postroom.web.queue_models import COUNT_STATUSES
 
 PASSWORD = "bench-password-123"
-
-
-async def reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(sa.text("CREATE SCHEMA public"))
-    await engine.dispose()
 
 
 async def populate(service: Service, queues: int, annotations: int) -> None:
@@ -96,29 +83,15 @@ async def main(args: argparse.Namespace) -> None:
 
 async def measure(service: Service, requests: int) -> None:
     assert service.services is not None
-    statements: list[Any] = []
-    engine = service.services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    api = service.settings.base_url + "/api/v1"
+    timer = ListTimer(service.services.db.engine, service.settings.base_url + "/api/v1", PASSWORD)
     async with aiohttp.ClientSession() as http:
-        login = await http.post(
-            f"{api}/auth/login", json={"username": "admin", "password": PASSWORD}
-        )
-        headers = {"Authorization": f"Bearer {(await login.json())['key']}"}
-        timings = []
-        for _ in range(requests):
-            statements.clear()
-            started = time.perf_counter()
-            async with http.get(f"{api}/queues?page_size=100", headers=headers) as response:
-                body = await response.json()
-            timings.append(time.perf_counter() - started)
-    total = sum(sum(q["counts"].values()) for q in body["results"])
-    timings.sort()
+        headers = await timer.login(http)
+        timing = await timer.time(http, headers, "/queues?page_size=100", requests)
+    results = timing.body["results"]
+    total = sum(sum(q["counts"].values()) for q in results)
     print(
-        f"{service.services.db.engine.dialect.name}: {len(body['results'])} queues/page, "
-        f"{total} annotations counted; median {statistics.median(timings) * 1000:.1f} ms, "
-        f"p95 {timings[int(len(timings) * 0.95) - 1] * 1000:.1f} ms, "
-        f"{len(statements)} SQL statements per request"
+        f"{service.services.db.engine.dialect.name}: {len(results)} queues/page, "
+        f"{total} annotations counted; {timing.summary()}"
     )
 
 

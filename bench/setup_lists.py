@@ -14,16 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import create_async_engine
+from common import ListTimer, reset_postgres
 
 from postroom.clock import utcnow
 from postroom.config import load_settings
@@ -32,14 +29,6 @@ from postroom.service import Service
 
 PASSWORD = "bench-password-123"
 ENDPOINTS = ("users", "workspaces", "schemas", "inboxes", "hooks")
-
-
-async def reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(sa.text("CREATE SCHEMA public"))
-    await engine.dispose()
 
 
 async def _insert_many(conn: Any, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -97,30 +86,16 @@ async def populate(service: Service, users: int, queues: int) -> None:
 
 async def measure(service: Service, requests: int) -> None:
     assert service.services is not None
-    statements: list[Any] = []
-    engine = service.services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
-    api = service.settings.base_url + "/api/v1"
+    dialect = service.services.db.engine.dialect.name
+    timer = ListTimer(service.services.db.engine, service.settings.base_url + "/api/v1", PASSWORD)
     async with aiohttp.ClientSession() as http:
-        login = await http.post(
-            f"{api}/auth/login", json={"username": "admin", "password": PASSWORD}
-        )
-        headers = {"Authorization": f"Bearer {(await login.json())['key']}"}
+        headers = await timer.login(http)
         for name in ENDPOINTS:
-            timings = []
-            for _ in range(requests):
-                statements.clear()
-                started = time.perf_counter()
-                async with http.get(f"{api}/{name}?page_size=100", headers=headers) as response:
-                    body = await response.json()
-                    assert response.status == 200, body
-                timings.append(time.perf_counter() - started)
-            timings.sort()
+            timing = await timer.time(http, headers, f"/{name}?page_size=100", requests)
+            body = timing.body
             print(
-                f"{engine.dialect.name} /{name}: {len(body['results'])} per page of "
-                f"{body['pagination']['total']}; median {statistics.median(timings) * 1000:.1f} ms, "
-                f"p95 {timings[max(0, int(len(timings) * 0.95) - 1)] * 1000:.1f} ms, "
-                f"{len(statements)} SQL statements per request"
+                f"{dialect} /{name}: {len(body['results'])} per page of "
+                f"{body['pagination']['total']}; {timing.summary()}"
             )
 
 
