@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.db import tables as t
-from postroom.errors import AccessForbidden
+from postroom.errors import AccessForbidden, NotFound
 
 ADMIN = "admin"
 MANAGER = "manager"
@@ -81,11 +81,13 @@ def visible_queues_clause(
     return queue_id_column.in_(assigned)
 
 
-async def can_see_queue(conn: AsyncConnection, actor: Actor, queue_id: int) -> bool:
+async def require_visible_queue(conn: AsyncConnection, actor: Actor, queue_id: int) -> None:
+    """404 unless the queue exists in the actor's organization and the actor may see it."""
     q = t.queues
     stmt = sa.select(q.c.id).where(
         q.c.id == queue_id,
         q.c.organization_id == actor.organization_id,
         visible_queues_clause(actor, q.c.id),
     )
-    return (await conn.execute(stmt)).first() is not None
+    if (await conn.execute(stmt)).first() is None:
+        raise NotFound(f"Queue {queue_id} not found.")

@@ -29,7 +29,7 @@ from postroom.intake.receive_http import (
     json_object_field,
     receive_body,
 )
-from postroom.permissions import Actor, visible_queues_clause
+from postroom.permissions import Actor, require_visible_queue, visible_queues_clause
 from postroom.services import Services
 from postroom.smtp.intake import IncomingMail, RawMessage, Target, lookup
 from postroom.smtp.parse import BODY_BYTES
@@ -533,17 +533,9 @@ async def suggested_recipients(request: web.Request) -> web.Response:
     thread_ids = svc.urls.ids_from(
         data.get("email_threads") or [], "email_threads", "email_threads"
     )
-    a, q = t.annotations.c, t.queues.c
+    a = t.annotations.c
     async with svc.db.reading() as conn:
-        visible = await conn.execute(
-            sa.select(q.id).where(
-                q.id == queue_id,
-                q.organization_id == who.organization_id,
-                visible_queues_clause(who, q.id),
-            )
-        )
-        if visible.first() is None:
-            raise NotFound(f"Queue {queue_id} not found.")
+        await require_visible_queue(conn, who, queue_id)
         via_annotations = sa.select(a.email_id).where(
             a.id.in_(annotation_ids), a.organization_id == who.organization_id
         )

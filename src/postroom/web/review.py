@@ -18,7 +18,7 @@ from postroom import lifecycle
 from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.errors import BadRequest, ConflictStatus, NotFound
-from postroom.permissions import Actor, visible_queues_clause
+from postroom.permissions import Actor, require_visible_queue, visible_queues_clause
 from postroom.purge import purge_annotations
 from postroom.web.bodies import path_id, read_object
 from postroom.web.keys import actor, services
@@ -237,17 +237,7 @@ async def purge_deleted(request: web.Request) -> web.Response:
         chosen.append(a.id.in_(ids))
     if queue_id is not None:
         async with svc.db.reading() as conn:
-            visible = (
-                await conn.execute(
-                    sa.select(q.id).where(
-                        q.id == queue_id,
-                        q.organization_id == who.organization_id,
-                        visible_queues_clause(who, q.id),
-                    )
-                )
-            ).first()
-        if visible is None:
-            raise NotFound(f"Queue {queue_id} not found.")
+            await require_visible_queue(conn, who, queue_id)
         chosen.append(a.queue_id == queue_id)
     await purge_annotations(
         svc,
