@@ -6,15 +6,23 @@ imported beside them.
 
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from postroom.config import load_settings
+from postroom.service import Service
 
 
 async def reset_postgres(url: str) -> None:
@@ -24,6 +32,30 @@ async def reset_postgres(url: str) -> None:
         await conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
         await conn.execute(sa.text("CREATE SCHEMA public"))
     await engine.dispose()
+
+
+@asynccontextmanager
+async def bench_service(password: str) -> AsyncIterator[Service]:
+    """An in-process service on free ports and a temporary data dir, rate limits off; on
+    $POSTROOM_DATABASE_URL (its schema wiped first) when set, else SQLite."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {
+            "POSTROOM_STORAGE_DATA_DIR": str(Path(tmp) / "data"),
+            "POSTROOM_HTTP_PORT": "0",
+            "POSTROOM_SMTP_PORT": "0",
+            "POSTROOM_BOOTSTRAP_ADMIN_PASSWORD": password,
+            "POSTROOM_LOG_LEVEL": "WARNING",
+            "POSTROOM_LIMITS_REQUESTS_PER_SECOND": "0",  # measure the endpoints, not the limiter
+        }
+        if os.environ.get("POSTROOM_DATABASE_URL"):
+            env["POSTROOM_DATABASE_URL"] = os.environ["POSTROOM_DATABASE_URL"]
+            await reset_postgres(env["POSTROOM_DATABASE_URL"])
+        service = Service(load_settings(None, env))
+        await service.start()
+        try:
+            yield service
+        finally:
+            await service.stop()
 
 
 @dataclass

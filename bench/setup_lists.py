@@ -13,17 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import sqlalchemy as sa
-from common import ListTimer, reset_postgres
+from common import ListTimer, bench_service
 
 from postroom.clock import utcnow
-from postroom.config import load_settings
 from postroom.db import tables as t
 from postroom.service import Service
 
@@ -100,25 +96,9 @@ async def measure(service: Service, requests: int) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "POSTROOM_STORAGE_DATA_DIR": str(Path(tmp) / "data"),
-            "POSTROOM_HTTP_PORT": "0",
-            "POSTROOM_SMTP_PORT": "0",
-            "POSTROOM_BOOTSTRAP_ADMIN_PASSWORD": PASSWORD,
-            "POSTROOM_LOG_LEVEL": "WARNING",
-            "POSTROOM_LIMITS_REQUESTS_PER_SECOND": "0",  # measure the endpoints, not the limiter
-        }
-        if os.environ.get("POSTROOM_DATABASE_URL"):
-            env["POSTROOM_DATABASE_URL"] = os.environ["POSTROOM_DATABASE_URL"]
-            await reset_postgres(env["POSTROOM_DATABASE_URL"])
-        service = Service(load_settings(None, env))
-        await service.start()
-        try:
-            await populate(service, args.users, args.queues)
-            await measure(service, args.requests)
-        finally:
-            await service.stop()
+    async with bench_service(PASSWORD) as service:
+        await populate(service, args.users, args.queues)
+        await measure(service, args.requests)
 
 
 if __name__ == "__main__":
