@@ -28,20 +28,22 @@ def certificate(tmp_path: Path) -> tuple[str, str]:
     return str(cert), str(key)
 
 
+async def plain_session(port: int) -> aiosmtplib.SMTP:
+    """A connected client that has said EHLO and not (yet) started TLS."""
+    client = aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=port, timeout=30, start_tls=False, validate_certs=False
+    )
+    await client.connect()
+    await client.ehlo()
+    return client
+
+
 async def test_starttls_is_advertised_and_carries_mail(server_factory, certificate) -> None:  # type: ignore[no-untyped-def]
     """With smtp.tls_cert/tls_key set, EHLO offers STARTTLS and a message sent over TLS is stored."""
     cert, key = certificate
     server = await server_factory(POSTROOM_SMTP_TLS_CERT=cert, POSTROOM_SMTP_TLS_KEY=key)
     inbox = await inbox_address(server)
-    client = aiosmtplib.SMTP(
-        hostname="127.0.0.1",
-        port=server.smtp_port,
-        timeout=30,
-        start_tls=False,
-        validate_certs=False,
-    )
-    await client.connect()
-    await client.ehlo()
+    client = await plain_session(server.smtp_port)
     assert "starttls" in client.esmtp_extensions
     await client.starttls()
     assert "starttls" not in client.esmtp_extensions  # not offered twice
@@ -57,15 +59,7 @@ async def test_require_tls_refuses_mail_before_starttls(server_factory, certific
     server = await server_factory(
         POSTROOM_SMTP_TLS_CERT=cert, POSTROOM_SMTP_TLS_KEY=key, POSTROOM_SMTP_REQUIRE_TLS="true"
     )
-    client = aiosmtplib.SMTP(
-        hostname="127.0.0.1",
-        port=server.smtp_port,
-        timeout=30,
-        start_tls=False,
-        validate_certs=False,
-    )
-    await client.connect()
-    await client.ehlo()
+    client = await plain_session(server.smtp_port)
     with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
         await client.mail(SENDER)
     assert (refused.value.code, refused.value.message[:6]) == (530, "5.7.0 ")
