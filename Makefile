@@ -20,8 +20,12 @@ serve: install
 
 test: install-test
 	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install-test
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/python -m mypy
+	$(BIN)/lint-imports

@@ -79,8 +79,8 @@ def reset_peak() -> None:
 
 
 async def start_service(data_dir: Path) -> Any:
+    from postroom.app import Service
     from postroom.config import load_settings
-    from postroom.service import Service
 
     service = Service(load_settings(None, environ(data_dir)))
     running = await service.start()

@@ -46,8 +46,8 @@ SENDER = "bench@example.com"
 
 
 async def _serve_postroom(data_dir: Path, workers: int, database_url: str) -> None:
+    from postroom.app import Service
     from postroom.config import load_settings
-    from postroom.service import Service
 
     environ = {
         "POSTROOM_STORAGE_DATA_DIR": str(data_dir),

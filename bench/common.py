@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from postroom.app import Service
 from postroom.config import load_settings
-from postroom.service import Service
 
 
 async def reset_postgres(url: str) -> None:

@@ -25,10 +25,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from common import reset_postgres
 
+from postroom.app import Service
 from postroom.config import load_settings
 from postroom.db import tables as t
-from postroom.intake.accept import StoredFile, Submission, accept_files
-from postroom.service import Service
+from postroom.intake.accept import Submission, accept_files, admit
+from postroom.intake.storing import StoredFile
 
 
 def one_page_pdf() -> bytes:
@@ -56,7 +57,7 @@ async def run(files: int, workers: int, batch: int, data_dir: Path) -> None:
         await reset_postgres(pg_url)
     service = Service(load_settings(None, environ))
     await service.start()
-    svc = service.services
+    svc = service.runtime
     assert svc is not None
     try:
         writer = svc.blobs.open_writer()
@@ -72,11 +73,11 @@ async def run(files: int, workers: int, batch: int, data_dir: Path) -> None:
                     conn,
                     Submission(
                         organization_id=1,
-                        queue_id=1,
                         creator_id=1,
                         files=[stored] * count,
                         rir_values={"upload:note": f"n{first}"},
                     ),
+                    await admit(conn, 1, 1),
                 )
             svc.jobs_available.set()
         accepted = time.perf_counter()

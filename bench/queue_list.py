@@ -16,10 +16,10 @@ import asyncio
 import aiohttp
 from common import ListTimer, bench_service
 
+from postroom.app import Service
 from postroom.clock import utcnow
 from postroom.db import tables as t
-from postroom.service import Service
-from postroom.web.queue_models import COUNT_STATUSES
+from postroom.domain.queues import COUNT_STATUSES
 
 PASSWORD = "bench-password-123"
 

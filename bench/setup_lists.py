@@ -19,9 +19,9 @@ import aiohttp
 import sqlalchemy as sa
 from common import ListTimer, bench_service
 
+from postroom.app import Service
 from postroom.clock import utcnow
 from postroom.db import tables as t
-from postroom.service import Service
 
 PASSWORD = "bench-password-123"
 ENDPOINTS = ("users", "workspaces", "schemas", "inboxes", "hooks")

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from postroom.clock import utcnow
 from postroom.db import tables as t
-from postroom.services import Services
+from postroom.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class QueueRef:
     user_id: int
 
 
-async def first_queue(svc: Services) -> QueueRef:
+async def first_queue(svc: Runtime) -> QueueRef:
     """The queue made on first start, its schema and the admin user."""
     async with svc.db.reading() as conn:
         q = (await conn.execute(sa.select(t.queues).order_by(t.queues.c.id).limit(1))).one()
@@ -41,7 +41,7 @@ async def first_queue(svc: Services) -> QueueRef:
     return QueueRef(q.organization_id, q.id, q.schema_id, schema, user_id)
 
 
-async def store_blob(svc: Services, data: bytes) -> str:
+async def store_blob(svc: Runtime, data: bytes) -> str:
     writer = svc.blobs.open_writer()
     await writer.write(data)
     return await writer.commit()
@@ -100,7 +100,7 @@ def build_content(
 
 
 async def insert_annotations(
-    svc: Services,
+    svc: Runtime,
     queue: QueueRef,
     count: int,
     *,
@@ -176,7 +176,7 @@ async def insert_annotations(
     return ids
 
 
-async def annotation_row(svc: Services, annotation_id: int) -> Any:
+async def annotation_row(svc: Runtime, annotation_id: int) -> Any:
     async with svc.db.reading() as conn:
         return (
             await conn.execute(sa.select(t.annotations).where(t.annotations.c.id == annotation_id))

@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from postroom.app import Service
 from postroom.config import Settings, load_settings
-from postroom.service import Service
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-secret-password"
@@ -123,7 +123,7 @@ class Api:
 
 
 def _group_id(role: str) -> int:
-    from postroom.permissions import GROUP_IDS
+    from postroom.domain.access import GROUP_IDS
 
     return GROUP_IDS[role]
 

@@ -15,7 +15,7 @@ import aiohttp
 import sqlalchemy as sa
 
 from postroom.db import tables as t
-from postroom.services import Services
+from postroom.runtime import Runtime
 from tests.conftest import Api
 
 
@@ -84,7 +84,7 @@ async def task_outcome(api: Api, task_url: str, *, within: float = 30.0) -> dict
         await asyncio.sleep(0.05)
 
 
-async def update_queue(svc: Services, queue_id: int = 1, **values: Any) -> None:
+async def update_queue(svc: Runtime, queue_id: int = 1, **values: Any) -> None:
     async with svc.db.transaction() as conn:
         await conn.execute(t.queues.update().where(t.queues.c.id == queue_id).values(**values))
 
@@ -101,7 +101,7 @@ async def settled(api: Api, annotation_id: int, *, within: float = 30.0) -> dict
         await asyncio.sleep(0.05)
 
 
-async def job_rows(svc: Services, annotation_id: int) -> list[Any]:
+async def job_rows(svc: Runtime, annotation_id: int) -> list[Any]:
     async with svc.db.reading() as conn:
         return list(
             (

@@ -19,7 +19,7 @@ async def add_queue(
     inbox_id: int | None = None,
 ) -> int:
     """A new queue of organization 1 (bootstrap's), returning its id."""
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.transaction() as conn:
         return await create_queue(

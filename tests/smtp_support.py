@@ -104,7 +104,7 @@ def send_with_smtplib(port: int, msg: EmailMessage, sender: str = SENDER) -> dic
 
 
 async def inbox_address(server: RunningServer, queue_id: int = 1) -> str:
-    async with server.service.services.db.reading() as conn:  # type: ignore[union-attr]
+    async with server.service.runtime.db.reading() as conn:  # type: ignore[union-attr]
         return str(
             await conn.scalar(
                 sa.select(t.inboxes.c.email)
@@ -116,7 +116,7 @@ async def inbox_address(server: RunningServer, queue_id: int = 1) -> str:
 
 async def add_queue_with_inbox(server: RunningServer, name: str) -> tuple[int, str]:
     """A second queue of organization 1 with its own inbox; returns (queue id, inbox address)."""
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.transaction() as conn:
         prefix = name.lower().replace(" ", "-")
@@ -130,7 +130,7 @@ async def add_queue_with_inbox(server: RunningServer, name: str) -> tuple[int, s
 
 
 async def execute(server: RunningServer, statement: Any) -> None:
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.transaction() as conn:
         await conn.execute(statement)
@@ -150,7 +150,7 @@ async def set_inbox_filters(
 
 
 async def rows(server: RunningServer, table: sa.Table, *where: Any) -> list[Any]:
-    async with server.service.services.db.reading() as conn:  # type: ignore[union-attr]
+    async with server.service.runtime.db.reading() as conn:  # type: ignore[union-attr]
         return list((await conn.execute(sa.select(table).where(*where).order_by(table.c.id))).all())
 
 

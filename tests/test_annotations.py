@@ -10,23 +10,23 @@ from rossum_api import AsyncRossumAPIClient
 from rossum_api.dtos import UserCredentials
 
 from postroom.db import tables as t
-from postroom.organization import create_queue
-from postroom.services import Services
+from postroom.domain.queues import insert_queue
+from postroom.runtime import Runtime
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api, RunningServer
 from tests.pipeline_support import make_image, make_pdf, settled, submit
 
 SDK_REQUIRED_LISTS = ("messages", "relations", "pages", "related_emails", "assignees", "labels")
 
 
-def _svc(server: RunningServer) -> Services:
-    assert server.service.services is not None
-    return server.service.services
+def _svc(server: RunningServer) -> Runtime:
+    assert server.service.runtime is not None
+    return server.service.runtime
 
 
-async def _second_queue(svc: Services) -> int:
+async def _second_queue(svc: Runtime) -> int:
     async with svc.db.transaction() as conn:
         first = (await conn.execute(sa.select(t.queues).where(t.queues.c.id == 1))).one()
-        return await create_queue(
+        return await insert_queue(
             conn,
             first.organization_id,
             name="Second",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from postroom.accounts import BasicCredentialCache, hash_password
+from postroom.credentials import BasicCredentialCache, hash_password
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api, RunningServer
 
 

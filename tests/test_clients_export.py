@@ -38,7 +38,7 @@ async def test_sdk_exports_every_annotation_of_a_queue_of_250(
 ) -> None:
     """CSV, XML and XLSX from export_annotations_to_file each hold all 250 annotations, with the
     values given at upload."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     queue = await first_queue(svc)
     inserted = await insert_annotations(svc, queue, QUEUE_SIZE - UPLOADED, values={"note": "bulk"})
@@ -81,7 +81,7 @@ async def test_sdk_export_with_to_status_uses_post_and_marks_exported(
     server: RunningServer, admin: Api
 ) -> None:
     """The SDK sends to_status with POST; the confirmed annotations come back and end exported."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     queue = await first_queue(svc)
     confirmed = await insert_annotations(svc, queue, 12, status="confirmed")

@@ -184,3 +184,69 @@ def test_every_key_is_in_the_file_with_a_comment() -> None:
             )
             comment = lines[index - 1]
             assert comment.startswith("# ") and len(comment) > 4, f"{section.name}.{key.name}"
+
+
+def test_out_of_range_values_name_the_limit() -> None:
+    """A port above 65535 is refused, naming the variable and the limit."""
+    with pytest.raises(ConfigError, match=r"POSTROOM_HTTP_PORT: '70000' \(must be <= 65535\)"):
+        load_settings(None, {"POSTROOM_HTTP_PORT": "70000"})
+
+
+def test_out_of_range_file_value_names_the_key(tmp_path: Path) -> None:
+    """A token lifetime above 162 h in the file is refused naming `auth.token_lifetime_s`."""
+    path = _write(tmp_path, "[auth]\ntoken_lifetime_s = 999999999\n")
+    with pytest.raises(
+        ConfigError, match=r"auth.token_lifetime_s: 999999999 \(must be <= 583200\)"
+    ):
+        load_settings(path, {})
+
+
+def test_unknown_variable_is_an_error_with_the_closest_name() -> None:
+    """A mistyped POSTROOM_* variable is refused, suggesting the variable it probably meant."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, {"POSTROOM_HTTP_PROT": "9000"})
+    assert str(caught.value) == (
+        "unknown environment variable POSTROOM_HTTP_PROT (did you mean POSTROOM_HTTP_PORT?)"
+    )
+    # The client's own variables and the config path are not settings, and are not refused.
+    client = {"POSTROOM_URL": "http://x", "POSTROOM_TOKEN": "t", "POSTROOM_PASSWORD": "p"}
+    assert load_settings(None, client).http.port == 8000
+
+
+def test_secrets_come_from_files(tmp_path: Path) -> None:
+    """`<VAR>_FILE` names a file holding a secret (trailing newline dropped); not for others."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-token\n", encoding="utf-8")
+    settings = load_settings(None, {"POSTROOM_METRICS_TOKEN_FILE": str(secret)})
+    assert settings.metrics.token == "s3cr3t-token"
+    with pytest.raises(ConfigError, match="POSTROOM_METRICS_TOKEN_FILE"):
+        load_settings(None, {"POSTROOM_METRICS_TOKEN_FILE": str(tmp_path / "missing")})
+    with pytest.raises(ConfigError, match="unknown environment variable POSTROOM_HTTP_PORT_FILE"):
+        load_settings(None, {"POSTROOM_HTTP_PORT_FILE": str(secret)})
+
+
+def test_config_show_masks_secrets_and_names_sources(tmp_path: Path) -> None:
+    """`postroom config show` prints effective values with their source; secrets never."""
+    config = _write(tmp_path, "[http]\nport = 9100\n")
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("POSTROOM_")}
+    environ.update(
+        POSTROOM_DATABASE_URL="postgresql+asyncpg://app:hunter2pw@db/postroom",
+        POSTROOM_METRICS_TOKEN="scrape-me-secret",
+        POSTROOM_LOG_LEVEL="debug",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "postroom", "--config", str(config), "config", "show"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    shown = result.stdout
+    assert "hunter2pw" not in shown and "scrape-me-secret" not in shown
+    assert 'url = "postgresql+asyncpg://app:***@db/postroom"  # env POSTROOM_DATABASE_URL' in shown
+    assert 'token = "***"  # env POSTROOM_METRICS_TOKEN' in shown
+    assert f"port = 9100  # file {config}" in shown
+    assert 'level = "DEBUG"  # env POSTROOM_LOG_LEVEL' in shown
+    assert "port = 2525  # default" in shown
+    assert tomllib.loads(shown)["http"]["port"] == 9100

@@ -27,8 +27,8 @@ async def _login(server: RunningServer, http: aiohttp.ClientSession) -> Api:
 
 
 def _svc(server: RunningServer) -> Any:
-    assert server.service.services is not None
-    return server.service.services
+    assert server.service.runtime is not None
+    return server.service.runtime
 
 
 async def test_session_timeout_sends_reviewing_back(
@@ -209,7 +209,7 @@ async def test_orphan_blob_sweep_removes_only_old_unreferenced_blobs(
     import os
     import time
 
-    from postroom.purge import sweep_orphan_blobs
+    from postroom.domain.purge import sweep_orphan_blobs
 
     svc = _svc(server)
     (annotation_id,) = await submit(admin, [("kept.pdf", make_pdf(1))], queue_id=1)

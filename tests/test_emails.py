@@ -79,7 +79,7 @@ async def test_rossum_sdk_reads_an_email(server: RunningServer) -> None:
     client = AsyncRossumAPIClient(
         base_url=server.api_url, credentials=UserCredentials(ADMIN_USER, ADMIN_PASSWORD)
     )
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.reading() as conn:
         email_id = await conn.scalar(sa.select(t.emails.c.id))
@@ -223,7 +223,7 @@ async def test_import_creates_email_task_and_annotation(server: RunningServer, a
     (annotation_url,) = email["annotations"]
     _, annotation = await admin.get(annotation_url)
     assert annotation["metadata"] == {"batch": "12"}
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.reading() as conn:
         payload = await conn.scalar(sa.select(t.jobs.c.payload))

@@ -24,8 +24,8 @@ ITEMS = [
 
 
 def _svc(server: RunningServer) -> Any:
-    assert server.service.services is not None
-    return server.service.services
+    assert server.service.runtime is not None
+    return server.service.runtime
 
 
 async def _seed(server: RunningServer, count: int = 1, **kw: Any) -> tuple[QueueRef, list[int]]:

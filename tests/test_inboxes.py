@@ -146,7 +146,7 @@ async def test_delete_inbox_detaches_queue(admin: Api, server: RunningServer) ->
     status, _ = await admin.delete("/inboxes/1")
     assert status == 204
     assert (await admin.get("/inboxes/1"))[0] == 404
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.reading() as conn:
         inbox_id = (

@@ -5,35 +5,36 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from postroom import lifecycle
 from postroom.db import tables as t
+from postroom.domain import lifecycle
 from postroom.errors import ConflictStatus, NotFound
+from postroom.status import PATCH_TARGETS, TRANSITIONS
 from tests.annotation_rows import annotation_row, first_queue, insert_annotations
 from tests.conftest import RunningServer
 
 
 def test_table_names_every_status_and_purged_is_terminal() -> None:
     """Every reference status has a row, every target is a known status, purged goes nowhere."""
-    assert set(lifecycle.TRANSITIONS) == set(lifecycle.STATUSES)
+    assert set(TRANSITIONS) == set(lifecycle.STATUSES)
     assert len(lifecycle.STATUSES) == 15
-    for source, targets in lifecycle.TRANSITIONS.items():
+    for source, targets in TRANSITIONS.items():
         assert targets <= set(lifecycle.STATUSES), source
-    assert lifecycle.TRANSITIONS["purged"] == frozenset()
-    assert lifecycle.PATCH_TARGETS.issubset(lifecycle.STATUSES)
-    assert {"purged", "reviewing", "importing", "split"}.isdisjoint(lifecycle.PATCH_TARGETS)
+    assert TRANSITIONS["purged"] == frozenset()
+    assert PATCH_TARGETS.issubset(lifecycle.STATUSES)
+    assert {"purged", "reviewing", "importing", "split"}.isdisjoint(PATCH_TARGETS)
     for status in lifecycle.START_DEFAULT_STATUSES:
-        assert "reviewing" in lifecycle.TRANSITIONS[status]
+        assert "reviewing" in TRANSITIONS[status]
 
 
 def test_every_status_but_created_is_reachable() -> None:
     """Each status except the initial `created` is the target of some transition."""
-    reachable = set().union(*lifecycle.TRANSITIONS.values())
+    reachable = set().union(*TRANSITIONS.values())
     assert set(lifecycle.STATUSES) - reachable == {"created"}
 
 
 async def test_move_stamps_the_target_fields(server: RunningServer) -> None:
     """Moves stamp confirmed_at/by, rejected_at/by, deleted_at/by and modified_at/by."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     queue = await first_queue(svc)
     confirm_id, reject_id, delete_id = await insert_annotations(svc, queue, 3)
@@ -53,7 +54,7 @@ async def test_move_stamps_the_target_fields(server: RunningServer) -> None:
 
 async def test_illegal_move_is_conflict_naming_current_status(server: RunningServer) -> None:
     """exported → reviewing is refused with ConflictStatus naming `exported`; the row is unchanged."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     queue = await first_queue(svc)
     (annotation_id,) = await insert_annotations(svc, queue, 1, status="exported")
@@ -68,7 +69,7 @@ async def test_illegal_move_is_conflict_naming_current_status(server: RunningSer
 
 async def test_move_of_missing_annotation_is_not_found(server: RunningServer) -> None:
     """Moving an annotation id that does not exist raises NotFound, not a conflict."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     with pytest.raises(NotFound):
         async with svc.db.transaction() as conn:
@@ -77,7 +78,7 @@ async def test_move_of_missing_annotation_is_not_found(server: RunningServer) ->
 
 async def test_guard_refuses_a_status_changed_meanwhile(server: RunningServer) -> None:
     """A move restricted to `to_review` fails once another move took the annotation elsewhere."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     queue = await first_queue(svc)
     (annotation_id,) = await insert_annotations(svc, queue, 1)
@@ -95,7 +96,7 @@ async def test_start_remembers_where_it_came_from_even_when_restarted(
     server: RunningServer,
 ) -> None:
     """Moving to reviewing sets modifier, assigned_at and previous_status; a restart keeps it."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     queue = await first_queue(svc)
     (annotation_id,) = await insert_annotations(svc, queue, 1, status="postponed")
@@ -110,7 +111,7 @@ async def test_start_remembers_where_it_came_from_even_when_restarted(
 
 async def test_entering_exporting_enqueues_an_export_job(server: RunningServer) -> None:
     """A move to exporting creates a queued `export` job for the annotation in the same transaction."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     queue = await first_queue(svc)
     ids = await insert_annotations(svc, queue, 2, status="confirmed")
@@ -131,7 +132,7 @@ async def test_entering_exporting_enqueues_an_export_job(server: RunningServer) 
 
 async def test_move_where_leaves_disallowed_statuses_alone(server: RunningServer) -> None:
     """A bulk move to exported takes only the annotations whose status allows it."""
-    svc = server.service.services
+    svc = server.service.runtime
     assert svc is not None
     queue = await first_queue(svc)
     confirmed = await insert_annotations(svc, queue, 2, status="confirmed")

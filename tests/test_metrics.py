@@ -69,7 +69,7 @@ async def test_queue_depth_is_read_from_the_jobs_table(
     """Queued jobs in the database (from any instance) are reported as queue depth and oldest age."""
     # No worker handles this kind, so the rows stay queued; one has been due for ten minutes.
     due_times = [utcnow() - timedelta(minutes=10), utcnow(), utcnow() + timedelta(hours=1)]
-    async with server.service.services.db.transaction() as conn:
+    async with server.service.runtime.db.transaction() as conn:
         for run_after in due_times:
             await conn.execute(
                 t.jobs.insert().values(
@@ -84,7 +84,7 @@ async def test_queue_depth_is_read_from_the_jobs_table(
     samples = await _scrape(http, server.base)
     assert _value(samples, "postroom_pipeline_queue_depth", kind="metrics_probe") == 3
     assert _value(samples, "postroom_pipeline_oldest_queued_age_seconds") >= 600
-    async with server.service.services.db.transaction() as conn:
+    async with server.service.runtime.db.transaction() as conn:
         await conn.execute(t.jobs.delete().where(t.jobs.c.kind == "metrics_probe"))
     samples = await _scrape(http, server.base)
     assert _value(samples, "postroom_pipeline_queue_depth", kind="metrics_probe") == 0

@@ -21,8 +21,8 @@ from tests.pipeline_support import (
 
 
 def _svc(server: RunningServer):  # type: ignore[no-untyped-def]
-    assert server.service.services is not None
-    return server.service.services
+    assert server.service.runtime is not None
+    return server.service.runtime
 
 
 async def test_pdf_reaches_to_review_with_its_page_count(server: RunningServer, admin: Api) -> None:

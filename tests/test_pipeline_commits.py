@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.db import tables as t
-from postroom.pipeline import LeaseLost
-from postroom.pipeline.commits import GroupCommit
+from postroom.db.commits import GroupCommit
+from postroom.domain.jobs import LeaseLost
 from tests.conftest import RunningServer
 
 o = t.organizations
@@ -28,8 +28,8 @@ def _set(column: str, value: dict[str, int], calls: list[str]):  # type: ignore[
 async def test_a_failing_unit_does_not_take_the_batch_down(server: RunningServer) -> None:
     """Of four units queued together, the good ones commit once (same transaction), while the
     failing ones' changes are undone (savepoints) and their errors go to their callers alone."""
-    assert server.service.services is not None
-    db = server.service.services.db
+    assert server.service.runtime is not None
+    db = server.service.runtime.db
     committer = GroupCommit(db)
     calls: list[str] = []
 
@@ -60,8 +60,8 @@ async def test_a_failing_unit_does_not_take_the_batch_down(server: RunningServer
 async def test_units_queued_together_share_one_transaction(server: RunningServer) -> None:
     """Units queued while nothing is flushing are written by one transaction (they see each
     other's uncommitted changes)."""
-    assert server.service.services is not None
-    committer = GroupCommit(server.service.services.db)
+    assert server.service.runtime is not None
+    committer = GroupCommit(server.service.runtime.db)
 
     async def first(conn: AsyncConnection) -> None:
         await conn.execute(o.update().where(o.c.id == 1).values(name="shared"))

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 
 from postroom.clock import utcnow
 from postroom.db import tables as t
-from postroom.pipeline import LeaseLost, Retry
+from postroom.domain.jobs import LeaseLost, WorkerIdentity, claim_jobs, mark_done
+from postroom.pipeline import Retry
 from postroom.pipeline.importing import give_up_import, run_import
-from postroom.pipeline.jobs import WorkerIdentity, claim_jobs, mark_done
 from postroom.pipeline.kinds import JobHandler
 from postroom.pipeline.workers import WorkerPool
-from postroom.services import Services
+from postroom.runtime import Runtime
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api, RunningServer
 from tests.pipeline_support import job_rows, make_pdf, settled, submit
 
@@ -46,8 +46,8 @@ async def pools(idle: RunningServer) -> AsyncIterator[Callable[..., Any]]:
     started: list[WorkerPool] = []
 
     async def start(**kwargs: Any) -> WorkerPool:
-        assert idle.service.services is not None
-        pool = WorkerPool(idle.service.services, **{"size": 2, **kwargs})
+        assert idle.service.runtime is not None
+        pool = WorkerPool(idle.service.runtime, **{"size": 2, **kwargs})
         await pool.start()
         started.append(pool)
         return pool
@@ -57,12 +57,12 @@ async def pools(idle: RunningServer) -> AsyncIterator[Callable[..., Any]]:
         await pool.stop()
 
 
-def _svc(server: RunningServer) -> Services:
-    assert server.service.services is not None
-    return server.service.services
+def _svc(server: RunningServer) -> Runtime:
+    assert server.service.runtime is not None
+    return server.service.runtime
 
 
-async def _claim_as(svc: Services, worker: str, *, lease_s: float = 600.0) -> Any:
+async def _claim_as(svc: Runtime, worker: str, *, lease_s: float = 600.0) -> Any:
     [job] = await claim_jobs(svc.db, worker=worker, kinds=("import",), limit=1, lease_s=lease_s)
     return job
 
@@ -122,7 +122,7 @@ async def test_transient_errors_are_retried_then_succeed(
     """A handler that asks to retry twice succeeds on the third attempt; the job is done."""
     svc = _svc(idle)
 
-    async def flaky(services: Services, job: Any) -> None:
+    async def flaky(services: Runtime, job: Any) -> None:
         if job.attempts < 3:
             raise Retry(reason="storage busy")
         await run_import(services, job)
@@ -140,7 +140,7 @@ async def test_retries_stop_at_the_cap_with_failed_import(
     """A fault that never clears fails the annotation after max_attempts, saying why."""
     svc = _svc(idle)
 
-    async def always_busy(services: Services, job: Any) -> None:
+    async def always_busy(services: Runtime, job: Any) -> None:
         raise Retry(reason="storage busy")
 
     await pools(handlers={"import": JobHandler(run=always_busy, give_up=give_up_import)})
@@ -157,7 +157,7 @@ async def test_unexpected_errors_are_retried_and_reported_without_internals(
 ) -> None:
     """A handler bug is retried like a transient fault, then failed_import names only its kind."""
 
-    async def broken(services: Services, job: Any) -> None:
+    async def broken(services: Runtime, job: Any) -> None:
         raise KeyError("secret-internal-detail")
 
     await pools(handlers={"import": JobHandler(run=broken, give_up=give_up_import)})
@@ -176,7 +176,7 @@ async def test_stop_releases_unfinished_jobs_for_the_next_worker(
     svc = _svc(idle)
     started = asyncio.Event()
 
-    async def stuck(services: Services, job: Any) -> None:
+    async def stuck(services: Runtime, job: Any) -> None:
         started.set()
         await asyncio.Event().wait()
 

@@ -15,7 +15,7 @@ import pytest
 
 from postroom.clock import utcnow
 from postroom.db import tables as t
-from postroom.web.queue_models import COUNT_STATUSES
+from postroom.domain.queues import COUNT_STATUSES
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api, RunningServer
 
 QUEUE_FIELDS = {
@@ -33,9 +33,9 @@ def when(text: str) -> datetime:
 
 async def insert_rows(server: RunningServer, table: Any, rows: list[dict[str, Any]]) -> list[int]:
     """Insert records the API under test does not create itself (hooks, annotations)."""
-    assert server.service.services is not None
+    assert server.service.runtime is not None
     ids = []
-    async with server.service.services.db.transaction() as conn:
+    async with server.service.runtime.db.transaction() as conn:
         for row in rows:
             result = await conn.execute(table.insert().values(**row).returning(table.c.id))
             ids.append(result.scalar_one())
@@ -211,8 +211,8 @@ async def test_from_template_example(admin: Api, server: RunningServer) -> None:
     assert body["workspace"] == f"{server.api_url}/workspaces/1"
     assert body["inbox"] is not None and body["locale"] == "en_GB"
     assert "application/pdf" in body["settings"]["accepted_mime_types"]
-    assert server.service.services is not None
-    async with server.service.services.db.reading() as conn:
+    assert server.service.runtime is not None
+    async with server.service.runtime.db.reading() as conn:
         schema_id = int(body["schema"].rsplit("/", 1)[1])
         content = (
             (await conn.execute(t.schemas.select().where(t.schemas.c.id == schema_id)))
@@ -588,8 +588,8 @@ async def test_list_runs_the_same_queries_for_any_page_size(server_factory: Any,
     for i in range(29):
         await new_queue(admin, name=f"q{i}")
     await add_annotations(server, await first_queue(admin), ["to_review"])
-    assert server.service.services is not None
-    engine = server.service.services.db.engine.sync_engine
+    assert server.service.runtime is not None
+    engine = server.service.runtime.db.engine.sync_engine
     statements: list[str] = []
 
     def count(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:

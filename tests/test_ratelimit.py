@@ -200,7 +200,7 @@ async def test_rossum_sdk_completes_a_bulk_upload_under_the_limit(
         await sdk._http_client.client.aclose()
     assert len(tasks) == 12
     assert _limited("address") > limited_before
-    async with server.service.services.db.reading() as conn:
+    async with server.service.runtime.db.reading() as conn:
         names = (await conn.execute(sa.select(t.documents.c.original_file_name))).scalars().all()
     assert sorted(names) == sorted(p.name for p in paths)
 

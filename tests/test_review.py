@@ -19,13 +19,13 @@ from tests.pipeline_support import make_pdf, settled, submit
 
 
 async def _queue(server: RunningServer) -> QueueRef:
-    assert server.service.services is not None
-    return await first_queue(server.service.services)
+    assert server.service.runtime is not None
+    return await first_queue(server.service.runtime)
 
 
 def _svc(server: RunningServer):  # type: ignore[no-untyped-def]
-    assert server.service.services is not None
-    return server.service.services
+    assert server.service.runtime is not None
+    return server.service.runtime
 
 
 async def _set_queue(server: RunningServer, queue_id: int, **values: object) -> None:

@@ -222,7 +222,7 @@ async def test_pipelined_commands_and_dot_stuffing(server: RunningServer) -> Non
     codes = [line[:3] for line in transcript.splitlines() if line[3:4] == " "]
     assert codes == ["220", "250", "250", "250", "354", "250", "250", "221"]
     (stored,) = await emails(server)
-    raw = server.service.services.blobs.path_of(stored.raw_blob).read_bytes()  # type: ignore[union-attr]
+    raw = server.service.runtime.blobs.path_of(stored.raw_blob).read_bytes()  # type: ignore[union-attr]
     assert raw.endswith(b"\r\n.leading dot\r\nsmuggled?\n.\nstill data\r\n")
 
 
@@ -262,7 +262,7 @@ async def test_records_are_committed_before_250(server: RunningServer) -> None:
     msg = message(inbox, attachments=[("a.pdf", pdf_bytes(), "application/pdf")])
     raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
     await send(server, raw, recipients=[inbox])
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.reading() as conn:
         raw_key = await conn.scalar(sa.select(t.emails.c.raw_blob))
@@ -273,7 +273,7 @@ async def test_records_are_committed_before_250(server: RunningServer) -> None:
 
 async def test_email_values_fill_datapoints(server: RunningServer, admin: Api) -> None:
     """Datapoints whose rir_field_names name email_header:subject / email_header:from / email_body:text_plain get those values once the annotation reaches to_review."""
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.reading() as conn:
         content = await conn.scalar(sa.select(t.schemas.c.content).where(t.schemas.c.id == 1))

@@ -41,7 +41,7 @@ UNFAIL_PG = ("DROP TRIGGER fail_emails ON emails", "DROP FUNCTION fail_emails()"
 
 
 async def _ddl(server: RunningServer, statements: tuple[str, ...]) -> None:
-    services = server.service.services
+    services = server.service.runtime
     assert services is not None
     async with services.db.transaction() as conn:
         for statement in statements:

@@ -10,8 +10,10 @@ from email.parser import BytesParser
 
 import pytest
 
-from postroom.smtp import mimestream, parse
+from postroom.intake import mime as parse
+from postroom.intake import mimestream
 from postroom.smtp.dotstream import DotDecoder
+from postroom.status import AttachmentStatus
 from tests.conftest import RunningServer
 from tests.smtp_support import (
     documents_of,
@@ -143,7 +145,7 @@ def test_scanner_flags_broken_base64() -> None:
         b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK!!!not*base64$$\r\n--B--\r\n"
     )
     (found,) = parse._parsed(mimestream.scan(raw, parse.PARSE_POLICY)).files
-    assert found.status == parse.BROKEN_ENCODING
+    assert found.status == AttachmentStatus.BROKEN_ENCODING
 
 
 async def test_large_message_over_smtp_keeps_exact_bytes(server: RunningServer) -> None:
@@ -153,7 +155,7 @@ async def test_large_message_over_smtp_keeps_exact_bytes(server: RunningServer) 
     await send(server, message(inbox, attachments=[("big.pdf", big, "application/pdf")]))
     (email,) = await emails(server)
     (document,) = await documents_of(server, email.id)
-    stored = server.service.services.blobs.path_of(document.s3_name).read_bytes()  # type: ignore[union-attr]
+    stored = server.service.runtime.blobs.path_of(document.s3_name).read_bytes()  # type: ignore[union-attr]
     assert stored == big
     assert document.original_file_name == "big.pdf"
     assert email.body_text_plain.startswith("Please find")

@@ -48,11 +48,11 @@ async def test_no_redirect_returns_the_task(admin: Api, server: RunningServer, f
 async def test_task_runs_while_an_annotation_imports(admin: Api, server: RunningServer) -> None:
     """A task whose upload still has an importing annotation is running, with no result_url."""
     body = await upload(admin)
-    assert server.service.services is not None
+    assert server.service.runtime is not None
     from postroom.db import tables as t
 
     # Hold the annotation in importing, as while a worker is still busy with it.
-    async with server.service.services.db.transaction() as conn:
+    async with server.service.runtime.db.transaction() as conn:
         await conn.execute(t.jobs.delete())
         await conn.execute(t.annotations.update().values(status="importing"))
     status, task = await admin.get(body["url"])
@@ -64,10 +64,10 @@ async def test_task_runs_while_an_annotation_imports(admin: Api, server: Running
 async def test_failed_task_reports_its_detail(admin: Api, server: RunningServer) -> None:
     """A task recorded as failed answers 200 with status failed and its detail."""
     body = await upload(admin)
-    assert server.service.services is not None
+    assert server.service.runtime is not None
     from postroom.db import tables as t
 
-    async with server.service.services.db.transaction() as conn:
+    async with server.service.runtime.db.transaction() as conn:
         await conn.execute(t.tasks.update().values(status="failed", detail="Import failed: x."))
     status, task = await admin.get(body["url"])
     assert status == 200

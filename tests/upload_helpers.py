@@ -101,9 +101,9 @@ def stored_files(server: RunningServer) -> list[Path]:
 
 async def count_rows(server: RunningServer) -> dict[str, int]:
     """Row counts of every table an upload writes."""
-    assert server.service.services is not None
+    assert server.service.runtime is not None
     counts = {}
-    async with server.service.services.db.reading() as conn:
+    async with server.service.runtime.db.reading() as conn:
         for table in (t.uploads, t.documents, t.annotations, t.tasks, t.jobs):
             counts[table.name] = (
                 await conn.execute(sa.select(sa.func.count()).select_from(table))
@@ -112,16 +112,16 @@ async def count_rows(server: RunningServer) -> dict[str, int]:
 
 
 async def set_queue_status(server: RunningServer, queue_id: int, status: str) -> None:
-    assert server.service.services is not None
-    async with server.service.services.db.transaction() as conn:
+    assert server.service.runtime is not None
+    async with server.service.runtime.db.transaction() as conn:
         await conn.execute(t.queues.update().where(t.queues.c.id == queue_id).values(status=status))
 
 
 async def set_queue_settings(
     server: RunningServer, queue_id: int, settings: dict[str, Any]
 ) -> None:
-    assert server.service.services is not None
-    async with server.service.services.db.transaction() as conn:
+    assert server.service.runtime is not None
+    async with server.service.runtime.db.transaction() as conn:
         await conn.execute(
             t.queues.update().where(t.queues.c.id == queue_id).values(settings=settings)
         )
@@ -131,8 +131,8 @@ async def add_queue(server: RunningServer, name: str) -> int:
     """A second queue in the organization, made the way bootstrap and the API make queues."""
     from postroom.organization import create_queue
 
-    assert server.service.services is not None
-    async with server.service.services.db.transaction() as conn:
+    assert server.service.runtime is not None
+    async with server.service.runtime.db.transaction() as conn:
         schema_id = (await conn.execute(sa.select(t.schemas.c.id).limit(1))).scalar_one()
         return await create_queue(
             conn, 1, name=name, schema_id=schema_id, workspace_id=None, status="active"

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from postroom import accounts
+from postroom import credentials as accounts
 from postroom.clock import utcnow
 from postroom.config import Settings
 from postroom.db import tables as t
+from postroom.db.dialect import BOOTSTRAP_LOCK, advisory_lock
 from postroom.db.engine import Database
+from postroom.domain.access import ADMIN
 from postroom.organization import (
     create_inbox,
     create_queue,
@@ -18,9 +20,6 @@ from postroom.organization import (
     insert_returning_id,
     load_template,
 )
-from postroom.permissions import ADMIN
-
-_PG_BOOTSTRAP_LOCK = 727_002
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,7 @@ class FirstStart:
 async def bootstrap_if_empty(db: Database, settings: Settings) -> FirstStart | None:
     """Create the starter records unless an organization exists. Safe with concurrent starts."""
     async with db.transaction() as conn:
-        if db.is_postgres:
-            await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_BOOTSTRAP_LOCK})"))
+        await advisory_lock(conn, BOOTSTRAP_LOCK)
         if (await conn.execute(sa.select(t.organizations.c.id).limit(1))).first() is not None:
             return None
         boot = settings.bootstrap

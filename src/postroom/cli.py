@@ -10,15 +10,22 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from postroom import accounts, uploader
+from postroom import credentials as accounts
+from postroom.app import Running, Service, run_until_signalled
+from postroom.client import upload_command as uploader
 from postroom.clock import utcnow
-from postroom.config import ConfigError, Settings, load_settings, render_default_toml
+from postroom.config import (
+    ConfigError,
+    Settings,
+    load_settings_and_sources,
+    render_default_toml,
+    render_effective,
+)
 from postroom.db import tables as t
 from postroom.db.engine import Database
 from postroom.db.migrate import apply_migrations
+from postroom.domain.access import GROUP_IDS
 from postroom.logs import configure_logging
-from postroom.permissions import GROUP_IDS
-from postroom.service import Running, Service, run_until_signalled
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +36,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run HTTP, SMTP and the pipeline (migrates first)")
     sub.add_parser("migrate", help="apply database migrations and exit")
-    sub.add_parser("config", help="print the default configuration file")
+    config = sub.add_parser("config", help="print the default configuration file")
+    config.add_argument(
+        "what",
+        nargs="?",
+        choices=("defaults", "show"),
+        default="defaults",
+        help="defaults: the commented default file; show: the effective settings, secrets "
+        "masked, each with where it came from",
+    )
     uploader.add_arguments(sub.add_parser("upload", help="upload files to a queue via the API"))
 
     user = sub.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
@@ -226,14 +241,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "upload":  # a client of a running server: needs no server settings
         return uploader.main(args)
-    if args.command == "config":
+    if args.command == "config" and args.what == "defaults":
         sys.stdout.write(render_default_toml())
         return 0
     try:
-        settings = load_settings(args.config)
+        settings, sources = load_settings_and_sources(args.config)
     except ConfigError as error:
         print(f"postroom: configuration error: {error}", file=sys.stderr)
         return 2
+    if args.command == "config":
+        sys.stdout.write(render_effective(settings, sources))
+        return 0
     configure_logging(settings.log)
     try:
         if args.command == "serve":

@@ -5,28 +5,33 @@
      ├── AuthenticationFailed (401, "authentication_failed")
      ├── AccessForbidden (403, "access_forbidden")
      ├── NotFound (404, "not_found")
-     ├── MethodNotAllowed (405, "method_not_allowed")
      ├── RequestTimeout (408, "request_timeout")
      ├── Conflict (409, "conflict")
-     │    └── ConflictStatus (409, "conflict_status")
+     │    ├── ConflictStatus (409, "conflict_status")
+     │    └── ConcurrentChange (409, "conflict"): a uniqueness race lost to another request
      ├── PayloadTooLarge (413, "payload_too_large")
      ├── RateLimited (429, "rate_limited")
-     ├── NotImplementedYet (501, "not_implemented")
      └── ServiceUnavailable (503, "service_unavailable")
 
-Only two edge modules turn these into wire replies: `web.errors` (HTTP JSON bodies) and
-`smtp.replies` (SMTP reply codes). Everything else raises them.
+Only two edge modules turn these into wire replies: `api.middleware.errors` (HTTP JSON bodies)
+and `smtp.replies` (SMTP reply codes). Everything else raises them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 
 class PostroomError(Exception):
-    status = 500
-    code = "error"
-    default_detail = "Server error."
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "error"
+    default_detail: ClassVar[str] = "Server error."
+
+    def __init_subclass__(cls, status: int = 0, code: str = "", detail: str = "") -> None:
+        super().__init_subclass__()
+        cls.status = status or cls.status
+        cls.code = code or cls.code
+        cls.default_detail = detail or cls.default_detail
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         self.detail = detail or self.default_detail
@@ -37,62 +42,58 @@ class PostroomError(Exception):
         return {"detail": self.detail, "code": self.code, **self.extra}
 
 
-class BadRequest(PostroomError):
-    status = 400
-    code = "bad_request"
-    default_detail = "Bad Request."
+class BadRequest(PostroomError, status=400, code="bad_request", detail="Bad Request."):
+    """Bad request: the detail names the field, parameter or limit."""
 
 
-class AuthenticationFailed(PostroomError):
-    status = 401
-    code = "authentication_failed"
-    default_detail = "Invalid token."
+class AuthenticationFailed(
+    PostroomError, status=401, code="authentication_failed", detail="Invalid token."
+):
+    """Missing, invalid or expired credentials."""
 
 
-class AccessForbidden(PostroomError):
-    status = 403
-    code = "access_forbidden"
-    default_detail = "Access to the requested resource is forbidden."
+class AccessForbidden(
+    PostroomError,
+    status=403,
+    code="access_forbidden",
+    detail="Access to the requested resource is forbidden.",
+):
+    """Authenticated, but the role does not allow this."""
 
 
-class NotFound(PostroomError):
-    status = 404
-    code = "not_found"
-    default_detail = "Not found."
+class NotFound(PostroomError, status=404, code="not_found", detail="Not found."):
+    """No such object (or not visible to this user)."""
 
 
-class MethodNotAllowed(PostroomError):
-    status = 405
-    code = "method_not_allowed"
-    default_detail = "Method not allowed."
+class RequestTimeout(PostroomError, status=408, code="request_timeout", detail="Request timeout."):
+    """The request body stalled."""
 
 
-class RequestTimeout(PostroomError):
-    status = 408
-    code = "request_timeout"
-    default_detail = "Request timeout."
+class Conflict(PostroomError, status=409, code="conflict", detail="Conflict."):
+    """Conflict with the object's state or with a concurrent change."""
 
 
-class Conflict(PostroomError):
-    status = 409
-    code = "conflict"
-    default_detail = "Conflict."
+class ConflictStatus(Conflict, code="conflict_status"):
+    """The object's status does not allow this (the detail names the status)."""
 
 
-class ConflictStatus(Conflict):
-    code = "conflict_status"
+class ConcurrentChange(
+    Conflict, detail="The request conflicts with a change made at the same time; retry it."
+):
+    """A uniqueness constraint refused a write that the checks before it could not foresee
+    (two requests at once): the transaction was rolled back, nothing was half-written."""
 
 
-class PayloadTooLarge(PostroomError):
-    status = 413
-    code = "payload_too_large"
-    default_detail = "Payload Too Large."
+class PayloadTooLarge(
+    PostroomError, status=413, code="payload_too_large", detail="Payload Too Large."
+):
+    """Payload too large: the detail states the limit."""
 
 
-class RateLimited(PostroomError):
-    status = 429
-    code = "rate_limited"
-    default_detail = "Request was rate limited."
+class RateLimited(
+    PostroomError, status=429, code="rate_limited", detail="Request was rate limited."
+):
+    """Rate limited: retry after Retry-After seconds."""
 
     def __init__(self, retry_after: float, detail: str | None = None) -> None:
         super().__init__(
@@ -101,13 +102,7 @@ class RateLimited(PostroomError):
         self.retry_after = retry_after
 
 
-class NotImplementedYet(PostroomError):
-    status = 501
-    code = "not_implemented"
-    default_detail = "Not implemented yet."
-
-
-class ServiceUnavailable(PostroomError):
-    status = 503
-    code = "service_unavailable"
-    default_detail = "Service Unavailable."
+class ServiceUnavailable(
+    PostroomError, status=503, code="service_unavailable", detail="Service Unavailable."
+):
+    """Temporarily unable to store or serve the request; retry later."""

@@ -1,13 +1,13 @@
 """The Prometheus metrics of Postroom: one registry, every metric defined here, imported by its part.
 
-Parts only increment/observe; `GET /metrics` (web/metrics.py) renders the registry. Labels have
+Parts only increment/observe; `GET /metrics` (api/routes/metrics.py) renders the registry. Labels have
 bounded values (route templates, status codes, reply codes, reasons, step names) so the series
 count stays small. Counters are per process: with several instances, sum them in PromQL. The
-pipeline gauges are read from the shared `jobs` table at scrape time, so every instance reports
+pipeline gauges are read from the shared `jobs` table at scrape time (`domain.jobs.refresh_gauges`), so every instance reports
 the same cluster-wide figure (use max(), not sum()).
 
 Who increments what:
-  HTTP middleware (web/observe.py)  HTTP_REQUESTS, HTTP_DURATION, UPLOAD_BYTES/UPLOAD_REQUESTS
+  HTTP middleware (api/middleware/observe.py) HTTP_REQUESTS, HTTP_DURATION, UPLOAD_BYTES/UPLOAD_REQUESTS
                                     (channel="http", from accepted upload routes)
   HTTP uploads                      UPLOADED_FILES                          (channel="http")
   SMTP listener                     SMTP_SESSIONS, SMTP_REPLIES, SMTP_MESSAGES, UPLOAD_BYTES/FILES
@@ -20,12 +20,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.clock import utcnow
-from postroom.db import tables as t
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -129,10 +126,6 @@ RATE_LIMITED = Counter(
 )
 
 
-# Job kinds the gauges have reported (so an emptied kind drops to 0); "import" always shows.
-_SEEN_KINDS: set[str] = {"import"}
-
-
 def observe_import_latency(arrived_at: datetime, status: str) -> None:
     """Record an annotation leaving `importing` (status: to_review, failed_import, ...)."""
     IMPORT_LATENCY.labels(status=status).observe(max(0.0, (utcnow() - arrived_at).total_seconds()))
@@ -141,31 +134,3 @@ def observe_import_latency(arrived_at: datetime, status: str) -> None:
 def record_smtp_reply(reply: str) -> None:
     """Count one SMTP reply by its three-digit code (pass the whole reply line)."""
     SMTP_REPLIES.labels(code=reply[:3]).inc()
-
-
-async def refresh_pipeline_gauges(conn: AsyncConnection) -> None:
-    """Set the pipeline gauges from the shared jobs table (called when /metrics is scraped)."""
-    j = t.jobs
-    rows = await conn.execute(
-        sa.select(j.c.kind, j.c.status, sa.func.count())
-        .where(j.c.status.in_(("queued", "running")))
-        .group_by(j.c.kind, j.c.status)
-    )
-    depth: dict[str, int] = {}
-    running: dict[str, int] = {}
-    for kind, status, count in rows:
-        (depth if status == "queued" else running)[kind] = count
-    # Kinds seen before but now empty must read 0, not keep their last value.
-    _SEEN_KINDS.update(depth, running)
-    for kind in _SEEN_KINDS:
-        QUEUE_DEPTH.labels(kind=kind).set(depth.get(kind, 0))
-        JOBS_RUNNING.labels(kind=kind).set(running.get(kind, 0))
-    now = utcnow()
-    oldest = (
-        await conn.execute(
-            sa.select(sa.func.min(j.c.run_after)).where(
-                j.c.status == "queued", j.c.run_after <= now
-            )
-        )
-    ).scalar_one_or_none()
-    OLDEST_QUEUED_AGE.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0)

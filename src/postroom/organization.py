@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postroom.clock import utcnow
 from postroom.db import tables as t
+from postroom.domain.queues import insert_queue
 
 EMAIL_PREFIX_RE = re.compile(r"^[a-z0-9-]{1,57}$")
 
@@ -61,28 +61,6 @@ async def create_inbox(
     raise RuntimeError("could not find a free inbox address")
 
 
-async def create_queue(
-    conn: AsyncConnection,
-    organization_id: int,
-    *,
-    name: str,
-    schema_id: int,
-    workspace_id: int | None,
-    inbox_id: int | None = None,
-    modified_by_id: int | None = None,
-    **fields: Any,
-) -> int:
-    now = utcnow()
-    return await insert_returning_id(
-        conn,
-        t.queues,
-        organization_id=organization_id,
-        name=name,
-        schema_id=schema_id,
-        workspace_id=workspace_id,
-        inbox_id=inbox_id,
-        modified_by_id=modified_by_id,
-        modified_at=now,
-        created_at=now,
-        **fields,
-    )
+# TRANSITIONAL: bootstrap and the CLI create queues through this name until they are re-pointed
+# to `domain.queues.insert_queue`, the one way a queue is created.
+create_queue = insert_queue

@@ -1,8 +1,8 @@
 """Rate limits: token buckets per client address, per user, for failed logins, and for SMTP clients.
 
-HTTP requests pass two checks: `address_rate_limit` runs before authentication (so a flood of
-bad credentials never reaches the password hash) and `rate_limit_middleware` after it, charging
-the authenticated user — whether the request came with a token or a Basic credential. Both use
+HTTP requests pass two checks (`api.middleware.limits`): the client address before
+authentication (so a flood of bad credentials never reaches the password hash), and after it the
+authenticated user — whether the request came with a token or a Basic credential. Both use
 `limits.requests_per_second` as the refill rate and `limits.burst` as the bucket size (a rate of
 0 disables them). Failed logins — on `/auth/login` and failed Basic credentials — drain a much
 smaller bucket per username and per address (`limits.login_attempts_per_minute`). Over a limit
@@ -19,25 +19,14 @@ one client from starving the others).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from aiohttp import web
 
 from postroom import metrics
 from postroom.config import LimitsSettings
-from postroom.errors import AuthenticationFailed, RateLimited
-from postroom.web.keys import ACTOR, services
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-# Paths that never count against a limit: load balancers poll health, often from one address.
-EXEMPT_PATHS = frozenset({"/api/v1/health"})
+from postroom.errors import RateLimited
 
 # Bound on remembered buckets per kind; idle buckets are dropped oldest first beyond it.
 MAX_BUCKETS = 50_000
@@ -94,9 +83,10 @@ class TokenBuckets:
 
 
 class RateLimits:
-    """Every limiter of one process, built from `[limits]`."""
+    """Every limiter of one process, built from `[limits]`. Callers name the client by address
+    (the HTTP edge resolves trusted proxies first) and the user by id or name."""
 
-    def __init__(self, limits: LimitsSettings, forwarded_allow_ips: str = "") -> None:
+    def __init__(self, limits: LimitsSettings) -> None:
         self.limits = limits
         self.enabled = limits.requests_per_second > 0
         rate, burst = limits.requests_per_second, float(limits.burst)
@@ -108,27 +98,13 @@ class RateLimits:
         self._smtp_connections = TokenBuckets(conns / 60.0, float(conns))
         msgs = limits.smtp_messages_per_minute
         self._smtp_messages = TokenBuckets(msgs / 60.0, float(msgs))
-        self._proxies = _networks(forwarded_allow_ips)
 
     # -- HTTP -------------------------------------------------------------------------------
 
-    def client_address(self, request: web.Request) -> str:
-        """The peer address, or the client a trusted proxy names in X-Forwarded-For."""
-        remote = request.remote or "unknown"
-        if not self._proxies or not _in_networks(remote, self._proxies):
-            return remote
-        # The rightmost entry not added by one of our proxies is the client (the left ones can
-        # be forged by the client itself).
-        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
-        for hop in reversed([h for h in hops if h]):
-            if not _in_networks(hop, self._proxies):
-                return hop
-        return remote
-
-    def check_address(self, request: web.Request) -> None:
+    def check_address(self, address: str) -> None:
         if not self.enabled:
             return
-        wait = self._by_address.take(self.client_address(request))
+        wait = self._by_address.take(address)
         if wait:
             metrics.RATE_LIMITED.labels(scope="address").inc()
             raise RateLimited(wait, "Too many requests from this address; retry later.")
@@ -141,19 +117,19 @@ class RateLimits:
             metrics.RATE_LIMITED.labels(scope="user").inc()
             raise RateLimited(wait, "Too many requests for this user; retry later.")
 
-    async def check_login(self, request: web.Request, username: str) -> None:
+    def check_login(self, username: str, address: str) -> None:
         """Refuse a login attempt while its username or address has failed too often."""
         wait = max(
             self._failed_logins.wait_needed("user:" + username.lower()),
-            self._failed_logins.wait_needed("addr:" + self.client_address(request)),
+            self._failed_logins.wait_needed("addr:" + address),
         )
         if wait:
             metrics.RATE_LIMITED.labels(scope="login").inc()
             raise RateLimited(wait, "Too many failed logins; retry later.")
 
-    def record_failed_login(self, request: web.Request, username: str) -> None:
+    def record_failed_login(self, username: str, address: str) -> None:
         self._failed_logins.drain("user:" + username.lower())
-        self._failed_logins.drain("addr:" + self.client_address(request))
+        self._failed_logins.drain("addr:" + address)
 
     # -- SMTP -------------------------------------------------------------------------------
 
@@ -170,59 +146,3 @@ class RateLimits:
         if not allowed:
             metrics.RATE_LIMITED.labels(scope="smtp_message").inc()
         return allowed
-
-
-def _networks(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(
-        ipaddress.ip_network(p.strip(), strict=False) for p in spec.split(",") if p.strip()
-    )
-
-
-def _in_networks(
-    address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
-
-
-def _basic_username(request: web.Request) -> str | None:
-    scheme, _, encoded = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        return base64.b64decode(encoded.strip(), validate=True).decode("utf-8").split(":", 1)[0]
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-
-
-@web.middleware
-async def address_rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Before authentication: the per-address bucket, and failed Basic credentials."""
-    if request.path in EXEMPT_PATHS:
-        return await handler(request)
-    limits = services(request).rate_limits
-    limits.check_address(request)
-    # Only routes that accept Basic check the password; elsewhere Basic is refused unverified.
-    accepts_basic = getattr(request.match_info.handler, "postroom_basic", False)
-    basic_user = _basic_username(request) if accepts_basic else None
-    if basic_user is None:
-        return await handler(request)
-    await limits.check_login(request, basic_user)
-    try:
-        return await handler(request)
-    except AuthenticationFailed:
-        if ACTOR not in request:  # the credential itself was refused, not a later check
-            limits.record_failed_login(request, basic_user)
-        raise
-
-
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """After authentication: the bucket of the user the request acts as."""
-    actor = request.get(ACTOR)
-    if actor is not None and request.path not in EXEMPT_PATHS:
-        services(request).rate_limits.check_user(actor.user_id)
-    return await handler(request)

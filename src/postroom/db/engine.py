@@ -1,9 +1,12 @@
 """The database handle: one AsyncEngine for SQLite (aiosqlite) or PostgreSQL (asyncpg).
 
 Writes go through `Database.transaction()`. SQLite allows one writer at a time and its lock is
-unfair under contention (see notes/measured-facts.md), so in one process every write transaction
-is serialised by an asyncio lock and opened with `BEGIN IMMEDIATE`; reads never take that lock.
+unfair under contention (docs/MEASURED.md), so in one process every write transaction is
+serialised by an asyncio lock and opened with `BEGIN IMMEDIATE`; reads never take that lock.
 PostgreSQL needs neither: its transactions run concurrently.
+
+A write that a uniqueness constraint refuses (two requests racing for one name or address) ends
+as `errors.ConcurrentChange` (409): the transaction is rolled back and nothing is half-written.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from postroom.errors import ConcurrentChange
 
 WRITE_OPTION = "postroom_write"
 
@@ -39,14 +45,17 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on exit (rolled back on error)."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock, self.engine.connect() as conn:
-            conn = await conn.execution_options(**{WRITE_OPTION: True})
-            async with conn.begin():
-                yield conn
+        try:
+            if self._write_lock is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+                return
+            async with self._write_lock, self.engine.connect() as conn:
+                conn = await conn.execution_options(**{WRITE_OPTION: True})
+                async with conn.begin():
+                    yield conn
+        except IntegrityError as exc:
+            raise ConcurrentChange() from exc
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:

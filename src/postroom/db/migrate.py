@@ -8,11 +8,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
+from postroom.db.dialect import MIGRATIONS_LOCK, advisory_lock
 from postroom.db.engine import Database
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-# Any constant will do: several processes starting together migrate one at a time.
-_PG_MIGRATION_LOCK = 727_001
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -28,6 +27,6 @@ def _upgrade(connection: sa.Connection) -> None:
 
 async def apply_migrations(db: Database) -> None:
     async with db.transaction() as conn:
-        if db.is_postgres:
-            await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+        # Several processes starting together migrate one at a time.
+        await advisory_lock(conn, MIGRATIONS_LOCK)
         await conn.run_sync(_upgrade)

@@ -6,11 +6,9 @@ foreign key on the child (document.upload_id → upload.documents) or an associa
 processes agree which one runs a background duty.
 """
 
-from __future__ import annotations
-
 import sqlalchemy as sa
 
-from postroom.db.types import JSONType, UTCDateTime
+from postroom.db.columns import JSONType, UTCDateTime
 
 metadata = sa.MetaData(
     naming_convention={

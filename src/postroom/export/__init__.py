@@ -2,5 +2,6 @@
 
 `records` decides which annotations and fetches them in batches; `tree` reads their content
 against the schema; each writer turns batches into chunks of bytes as they come, so an export of
-any size streams with flat memory. `web.export` negotiates the format and sends the chunks.
+any size streams with flat memory. `queue_export` plans an export (format, filters, page,
+`to_status`) and picks its writer; the API edge (`api.routes.queue_export`) streams the chunks.
 """

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from postroom.db import tables as t
 from postroom.db.engine import Database
-from postroom.web.urls import Urls
+from postroom.urls import Urls
 
 BATCH = 500
 

@@ -1,10 +1,15 @@
-"""File names as clients give them: from `Content-Disposition` (RFC 6266, RFC 5987 `filename*`),
-from a multipart part's header (RFC 7578), or from a URL path segment (which aiohttp's router
-has already percent-decoded: it must not be decoded twice).
+"""File names as the channels give them, and the name each file is stored under.
 
-A name is stored verbatim as the document's `original_file_name` and shown back to clients; it is
-never used as a filesystem path (blobs are named by their sha256). Only what no file name can
-hold is removed: control characters (NUL breaks PostgreSQL text) and bytes that are not UTF-8.
+HTTP: from `Content-Disposition` (RFC 6266, RFC 5987 `filename*`), from a multipart part's header
+(RFC 7578), or from a URL path segment (which the router has already percent-decoded: it must not
+be decoded twice). Such a name is stored verbatim as the document's `original_file_name`
+(`clean_file_name`); only what no file name can hold is removed: control characters (NUL breaks
+PostgreSQL text) and bytes that are not UTF-8.
+
+E-mail: an attachment's name (`attachment_name`) also loses its slashes, and long names are
+shortened to 255 characters keeping the extension, as mail clients save them.
+
+A name is never used as a filesystem path (blobs are named by their sha256).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from postroom.errors import BadRequest
 
 DEFAULT_FILE_NAME = "document"
 MAX_FILE_NAME_CHARS = 1024  # documents.original_file_name is VARCHAR(1024)
+MAX_ATTACHMENT_NAME_CHARS = 255
 
 _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _CONTROL = {c: None for c in [*range(0x00, 0x20), 0x7F]}
@@ -129,8 +135,17 @@ def clean_file_name(raw: str | None) -> str:
     return name
 
 
-def content_disposition_header(name: str, disposition: str = "inline") -> str:
-    """A `Content-Disposition` value carrying a UTF-8 name (RFC 6266 §4.3: ASCII fallback first)."""
-    fallback = "".join(c if 0x20 <= ord(c) < 0x7F and c not in '"\\' else "_" for c in name)
-    encoded = urllib.parse.quote(name, safe="")
-    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+def attachment_name(raw: str | None, fallback: str) -> str:
+    """The name of an e-mail attachment: `/`, `\\` and control characters become `_`."""
+    name = "".join(
+        "_" if ch in "/\\" or ord(ch) < 32 or ord(ch) == 127 else ch for ch in (raw or "")
+    )
+    name = name.strip()
+    if not name or name in (".", ".."):
+        return fallback
+    limit = MAX_ATTACHMENT_NAME_CHARS
+    if len(name) > limit:
+        _stem, dot, ext = name.rpartition(".")
+        keep = ext if dot and len(ext) <= 16 else ""
+        name = (name[: limit - len(keep) - 1] + "." + keep) if keep else name[:limit]
+    return name

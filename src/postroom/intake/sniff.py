@@ -1,10 +1,11 @@
-"""What a file is, judged from its bytes (never from the client's claim), and whether a queue takes it.
+"""What a file is, judged from its bytes (never from the client's claim), and whether a queue
+takes it (the file-type rule, applied by `intake.accept.judge`).
 
 The only module that imports `magic`. libmagic names most types from the first few KiB, but it
 recognises an Office Open XML file only when its `word/` or `xl/` entry starts near the top of
 the zip; a big thumbnail or custom XML part first makes it say `application/zip`
-(notes/measured-facts.md). So a zip is opened once more, through its central directory (at the
-end of the file, no decompression), before it is called a zip.
+(docs/MEASURED.md). So a zip is opened once more, through its central directory (at the end of
+the file, no decompression), before it is called a zip.
 
 `sniff_mime` blocks (libmagic, file reads): call it through `asyncio.to_thread`.
 """
@@ -19,14 +20,14 @@ from typing import Any
 
 import magic
 
-# libmagic needs no more than this to name every type we accept (notes/measured-facts.md).
+# libmagic needs no more than this to name every type we accept (docs/MEASURED.md).
 SNIFF_BYTES = 8192
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 
-# SPEC §4: what a queue accepts unless its `settings.accepted_mime_types` says otherwise.
+# What a queue accepts unless its `settings.accepted_mime_types` says otherwise.
 DEFAULT_ACCEPTED_MIME_TYPES: tuple[str, ...] = (
     "application/pdf",
     "image/png",

@@ -29,7 +29,3 @@ class ImportFailed(Exception):
         super().__init__(message)
         self.message = message
         self.step: str | None = None  # set by the runner: which step refused
-
-
-class LeaseLost(Exception):
-    """The job's lease expired and another worker claimed it; this run's result is dropped."""

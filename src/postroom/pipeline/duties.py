@@ -4,11 +4,11 @@
   goes back to `to_review`.
 - Queue deletion: queues in `deletion_requested` whose `delete_after` has passed are deleted
   with their annotations, documents, uploads, emails and unreferenced blobs
-  (`postroom.queue_deletion`).
+  (`domain.queue_deletion`).
 - Retention: annotations older than their queue's `document_lifetime` are purged
-  (`postroom.purge`).
+  (`domain.purge`).
 - Housekeeping: finished pipeline jobs older than a week are forgotten; every few hours, blobs
-  left unreferenced by a crash are removed (`postroom.purge.sweep_orphan_blobs`).
+  left unreferenced by a crash are removed (`domain.purge.sweep_orphan_blobs`).
 
 Several Postroom processes may share one database: a lease row in `duty_leases` names the one
 that sweeps. It is taken when free or expired, renewed while sweeping, and given up on stop; a
@@ -24,17 +24,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from postroom import lifecycle
 from postroom.clock import utcnow
 from postroom.db import tables as t
+from postroom.db.dialect import insert_ignoring_conflict
+from postroom.domain import lifecycle
+from postroom.domain.jobs import WorkerIdentity, purge_finished_jobs
+from postroom.domain.purge import purge_annotations, sweep_orphan_blobs
+from postroom.domain.queue_deletion import delete_due_queues
 from postroom.durations import parse_duration
-from postroom.pipeline.jobs import WorkerIdentity, purge_finished_jobs
-from postroom.purge import purge_annotations, sweep_orphan_blobs
-from postroom.queue_deletion import delete_due_queues
-from postroom.services import Services
+from postroom.runtime import Runtime
+from postroom.status import AnnotationStatus
 
 log = logging.getLogger("postroom.duties")
 
@@ -50,8 +50,8 @@ a, q = t.annotations.c, t.queues.c
 class DutyLease:
     """The `duty_leases` row that makes one process the sweeper."""
 
-    def __init__(self, svc: Services, holder: str, seconds: float) -> None:
-        self.svc = svc
+    def __init__(self, rt: Runtime, holder: str, seconds: float) -> None:
+        self.rt = rt
         self.holder = holder
         self.seconds = seconds
 
@@ -60,8 +60,7 @@ class DutyLease:
         now = utcnow()
         until = now + timedelta(seconds=self.seconds)
         lease = t.duty_leases.c
-        insert = pg_insert if self.svc.db.is_postgres else sqlite_insert
-        async with self.svc.db.transaction() as conn:
+        async with self.rt.db.transaction() as conn:
             taken = await conn.execute(
                 t.duty_leases.update()
                 .where(
@@ -72,29 +71,27 @@ class DutyLease:
             )
             if taken.rowcount == 1:
                 return True
-            created = await conn.execute(
-                insert(t.duty_leases)
-                .values(name=LEASE_NAME, holder=self.holder, lease_until=until)
-                .on_conflict_do_nothing(index_elements=["name"])
-            )
-            return created.rowcount == 1
+            values = {"name": LEASE_NAME, "holder": self.holder, "lease_until": until}
+            return await insert_ignoring_conflict(conn, t.duty_leases, values, ["name"]) == 1
 
     async def release(self) -> None:
         lease = t.duty_leases.c
-        async with self.svc.db.transaction() as conn:
+        async with self.rt.db.transaction() as conn:
             await conn.execute(
                 t.duty_leases.delete().where(lease.name == LEASE_NAME, lease.holder == self.holder)
             )
 
 
-async def release_expired_sessions(svc: Services) -> int:
+async def release_expired_sessions(rt: Runtime) -> int:
     """reviewing → to_review for sessions older than their queue's session_timeout."""
     now = utcnow()
-    async with svc.db.reading() as conn:
+    async with rt.db.reading() as conn:
         queues = (
             await conn.execute(
                 sa.select(q.id, q.session_timeout)
-                .where(q.id.in_(sa.select(a.queue_id).where(a.status == "reviewing")))
+                .where(
+                    q.id.in_(sa.select(a.queue_id).where(a.status == AnnotationStatus.REVIEWING))
+                )
                 .order_by(q.id)
             )
         ).all()
@@ -104,23 +101,23 @@ async def release_expired_sessions(svc: Services) -> int:
         if timeout is None:
             log.warning("queue %s: unreadable session_timeout %r", queue_id, raw)
             continue
-        async with svc.db.transaction() as conn:
+        async with rt.db.transaction() as conn:
             moved = await lifecycle.move_where(
                 conn,
-                "to_review",
+                AnnotationStatus.TO_REVIEW,
                 a.queue_id == queue_id,
                 a.assigned_at < now - timeout,
                 actor_id=None,
-                only_from=["reviewing"],
+                only_from=[AnnotationStatus.REVIEWING],
             )
         released += len(moved)
     return released
 
 
-async def purge_expired_annotations(svc: Services) -> int:
+async def purge_expired_annotations(rt: Runtime) -> int:
     """Purge the annotations older than their queue's document_lifetime."""
     now = utcnow()
-    async with svc.db.reading() as conn:
+    async with rt.db.reading() as conn:
         queues = (
             await conn.execute(
                 sa.select(q.id, q.document_lifetime).where(
@@ -135,7 +132,7 @@ async def purge_expired_annotations(svc: Services) -> int:
             log.warning("queue %s: unreadable document_lifetime %r", queue_id, raw)
             continue
         purged += await purge_annotations(
-            svc, a.queue_id == queue_id, a.created_at < now - lifetime, actor_id=None
+            rt, a.queue_id == queue_id, a.created_at < now - lifetime, actor_id=None
         )
     return purged
 
@@ -146,25 +143,25 @@ class OrphanBlobSweep:
     def __init__(self) -> None:
         self._next = 0.0
 
-    async def __call__(self, svc: Services) -> int:
+    async def __call__(self, rt: Runtime) -> int:
         loop_time = asyncio.get_running_loop().time()
         if loop_time < self._next:
             return 0
         self._next = loop_time + ORPHAN_SWEEP_EVERY_S
-        return await sweep_orphan_blobs(svc)
+        return await sweep_orphan_blobs(rt)
 
 
 async def sweep(
-    svc: Services, renew: Callable[[], Awaitable[None]], orphans: OrphanBlobSweep | None = None
+    rt: Runtime, renew: Callable[[], Awaitable[None]], orphans: OrphanBlobSweep | None = None
 ) -> None:
     """One round of every duty; one duty failing does not stop the others."""
     orphans = orphans or OrphanBlobSweep()
     duties: tuple[tuple[str, Callable[[], Awaitable[int]]], ...] = (
-        ("session timeouts", lambda: release_expired_sessions(svc)),
-        ("queue deletion", lambda: delete_due_queues(svc, renew)),
-        ("retention", lambda: purge_expired_annotations(svc)),
-        ("finished jobs", lambda: purge_finished_jobs(svc.db, _week_ago())),
-        ("orphan blobs", lambda: orphans(svc)),
+        ("session timeouts", lambda: release_expired_sessions(rt)),
+        ("queue deletion", lambda: delete_due_queues(rt, renew)),
+        ("retention", lambda: purge_expired_annotations(rt)),
+        ("finished jobs", lambda: purge_finished_jobs(rt.db, _week_ago())),
+        ("orphan blobs", lambda: orphans(rt)),
     )
     for name, duty in duties:
         try:
@@ -180,9 +177,9 @@ def _week_ago() -> datetime:
     return utcnow() - FINISHED_JOBS_KEPT
 
 
-async def start_duties(services: Services) -> Callable[[], Awaitable[None]]:
-    interval = services.settings.pipeline.sweep_interval
-    lease = DutyLease(services, str(WorkerIdentity.new()), max(MIN_LEASE_S, 3 * interval))
+async def start_duties(rt: Runtime) -> Callable[[], Awaitable[None]]:
+    interval = rt.settings.pipeline.sweep_interval
+    lease = DutyLease(rt, str(WorkerIdentity.new()), max(MIN_LEASE_S, 3 * interval))
     stopping = asyncio.Event()
     orphans = OrphanBlobSweep()
 
@@ -193,7 +190,7 @@ async def start_duties(services: Services) -> Callable[[], Awaitable[None]]:
         while not stopping.is_set():
             try:
                 if await lease.acquire():
-                    await sweep(services, renew, orphans)
+                    await sweep(rt, renew, orphans)
             except Exception:
                 log.exception("background duties failed; retrying next interval")
             with contextlib.suppress(TimeoutError):

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postroom import lifecycle
 from postroom.db import tables as t
-from postroom.pipeline.jobs import ClaimedJob, mark_done
-from postroom.services import Services
+from postroom.domain import lifecycle
+from postroom.domain.jobs import ClaimedJob, mark_done
+from postroom.runtime import Runtime
+from postroom.status import AnnotationStatus
 
 
 def _actor(job: ClaimedJob) -> int | None:
@@ -23,28 +24,28 @@ def _actor(job: ClaimedJob) -> int | None:
     return actor if isinstance(actor, int) else None
 
 
-async def run_export(svc: Services, job: ClaimedJob) -> None:
-    async with svc.db.transaction() as conn:
+async def run_export(rt: Runtime, job: ClaimedJob) -> None:
+    async with rt.db.transaction() as conn:
         if job.annotation_id is not None:
             # No match when it moved on meanwhile (deleted, exported by PATCH, …): nothing to do.
             await lifecycle.move_where(
                 conn,
-                "exported",
+                AnnotationStatus.EXPORTED,
                 t.annotations.c.id == job.annotation_id,
                 actor_id=_actor(job),
-                only_from=["exporting"],
+                only_from=[AnnotationStatus.EXPORTING],
             )
         await mark_done(conn, job)
 
 
-async def give_up_export(conn: AsyncConnection, svc: Services, job: ClaimedJob, error: str) -> None:
+async def give_up_export(conn: AsyncConnection, rt: Runtime, job: ClaimedJob, error: str) -> None:
     if job.annotation_id is None:
         return
     await lifecycle.move_where(
         conn,
-        "failed_export",
+        AnnotationStatus.FAILED_EXPORT,
         t.annotations.c.id == job.annotation_id,
         actor_id=None,
-        only_from=["exporting"],
+        only_from=[AnnotationStatus.EXPORTING],
         values={"messages": [{"type": "error", "content": f"Export failed: {error}"[:500]}]},
     )

@@ -18,12 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postroom import logs, metrics
 from postroom.content import build_content
 from postroom.db import tables as t
-from postroom.lifecycle import move_where
+from postroom.db.commits import group_commit
+from postroom.domain.jobs import ClaimedJob, mark_done
+from postroom.domain.lifecycle import move_where
 from postroom.pipeline import ImportFailed, Retry
-from postroom.pipeline.commits import group_commit
-from postroom.pipeline.jobs import ClaimedJob, mark_done
-from postroom.pipeline.steps import FAILED_IMPORT, STEPS, ImportContext
-from postroom.services import Services
+from postroom.pipeline.steps import STEPS, ImportContext
+from postroom.runtime import Runtime
+from postroom.status import AnnotationStatus, TaskStatus
+
+IMPORTING, FAILED_IMPORT = AnnotationStatus.IMPORTING, AnnotationStatus.FAILED_IMPORT
 
 log = logging.getLogger("postroom.pipeline")
 
@@ -33,7 +36,7 @@ def error_message(text: str) -> dict[str, Any]:
     return {"type": "error", "content": text, "schema_id": None}
 
 
-async def run_import(services: Services, job: ClaimedJob) -> None:
+async def run_import(services: Runtime, job: ClaimedJob) -> None:
     ctx = await load_context(services, job)
     if ctx is None:
         # Deleted, or already moved on (an earlier run committed): nothing left to do.
@@ -56,7 +59,7 @@ async def run_import(services: Services, job: ClaimedJob) -> None:
     await record_success(services, job, ctx)
 
 
-async def load_context(services: Services, job: ClaimedJob) -> ImportContext | None:
+async def load_context(services: Runtime, job: ClaimedJob) -> ImportContext | None:
     a, d, q, s = t.annotations, t.documents, t.queues, t.schemas
     stmt = (
         sa.select(
@@ -65,7 +68,6 @@ async def load_context(services: Services, job: ClaimedJob) -> ImportContext | N
             a.c.upload_id,
             d.c.s3_name,
             d.c.mime_type,
-            q.c.settings,
             q.c.automation_level,
             q.c.use_confirmed_state,
             s.c.content.label("schema_content"),
@@ -73,7 +75,7 @@ async def load_context(services: Services, job: ClaimedJob) -> ImportContext | N
         .join(d, d.c.id == a.c.document_id)
         .join(q, q.c.id == a.c.queue_id)
         .join(s, s.c.id == a.c.schema_id)
-        .where(a.c.id == job.annotation_id, a.c.status == "importing")
+        .where(a.c.id == job.annotation_id, a.c.status == IMPORTING)
     )
     async with services.db.reading() as conn:
         row = (await conn.execute(stmt)).first()
@@ -89,7 +91,6 @@ async def load_context(services: Services, job: ClaimedJob) -> ImportContext | N
         upload_id=row.upload_id,
         blob_key=row.s3_name,
         mime_type=row.mime_type,
-        queue_settings=row.settings if isinstance(row.settings, dict) else {},
         automation_level=row.automation_level,
         use_confirmed_state=bool(row.use_confirmed_state),
         schema_content=row.schema_content if isinstance(row.schema_content, list) else [],
@@ -116,41 +117,28 @@ def _content_of(ctx: ImportContext) -> list[dict[str, Any]]:
     )
 
 
-async def record_success(services: Services, job: ClaimedJob, ctx: ImportContext) -> None:
+async def record_success(services: Runtime, job: ClaimedJob, ctx: ImportContext) -> None:
     values = {**_outcome(ctx), "automated": ctx.automated, "messages": [], **ctx.stamps}
-    await _commit(services, job, ctx, ctx.status, values)
-    logs.event(
-        log,
-        "import finished",
-        annotation=ctx.annotation_id,
-        upload=ctx.upload_id,
-        job=job.id,
-        status=ctx.status,
-        mime_type=ctx.mime_type,
-    )
-    metrics.observe_import_latency(ctx.arrived_at, ctx.status)
+    await _finish(services, job, ctx, ctx.status, values, mime_type=ctx.mime_type)
 
 
 async def record_failure(
-    services: Services, job: ClaimedJob, ctx: ImportContext, message: str
+    services: Runtime, job: ClaimedJob, ctx: ImportContext, message: str
 ) -> None:
     values = {**_outcome(ctx), "messages": [error_message(message)]}
-    await _commit(services, job, ctx, FAILED_IMPORT, values)
-    logs.event(
-        log,
-        "import finished",
-        annotation=ctx.annotation_id,
-        upload=ctx.upload_id,
-        job=job.id,
-        status=FAILED_IMPORT,
-        reason=message,
-    )
-    metrics.observe_import_latency(ctx.arrived_at, FAILED_IMPORT)
+    await _finish(services, job, ctx, FAILED_IMPORT, values, reason=message)
 
 
-async def _commit(
-    services: Services, job: ClaimedJob, ctx: ImportContext, target: str, values: dict[str, Any]
+async def _finish(
+    services: Runtime,
+    job: ClaimedJob,
+    ctx: ImportContext,
+    target: AnnotationStatus,
+    values: dict[str, Any],
+    **logged: Any,
 ) -> None:
+    """Record the outcome (one unit of the group commit), then log and count it."""
+
     async def write(conn: AsyncConnection) -> None:
         await mark_done(conn, job)  # first: LeaseLost before any change
         await _lock_task(conn, ctx.upload_id)
@@ -158,10 +146,20 @@ async def _commit(
             await settle_task(conn, ctx.upload_id)
 
     await group_commit(services.db).run(write, order=ctx.upload_id or 0)
+    logs.event(
+        log,
+        "import finished",
+        annotation=ctx.annotation_id,
+        upload=ctx.upload_id,
+        job=job.id,
+        status=target,
+        **logged,
+    )
+    metrics.observe_import_latency(ctx.arrived_at, target)
 
 
 async def give_up_import(
-    conn: AsyncConnection, services: Services, job: ClaimedJob, reason: str
+    conn: AsyncConnection, services: Runtime, job: ClaimedJob, reason: str
 ) -> None:
     """After the last attempt (the job is being marked failed in `conn`): the annotation ends
     failed_import, saying why."""
@@ -182,21 +180,22 @@ async def give_up_import(
 
 
 async def _leave_importing(
-    conn: AsyncConnection, annotation_id: int, target: str, values: dict[str, Any]
+    conn: AsyncConnection, annotation_id: int, target: AnnotationStatus, values: dict[str, Any]
 ) -> bool:
     """Move the annotation out of `importing` (the lifecycle's guarded move); False when it had
     already left (deleted meanwhile, or finished by an earlier run)."""
     a = t.annotations.c
     moved = await move_where(
-        conn, target, a.id == annotation_id, actor_id=None, only_from=("importing",), values=values
+        conn, target, a.id == annotation_id, actor_id=None, only_from=(IMPORTING,), values=values
     )
     return bool(moved)
 
 
 async def _lock_task(conn: AsyncConnection, upload_id: int | None) -> None:
     # Two workers finishing the last two annotations of one upload must not both still see the
-    # other's annotation as importing (READ COMMITTED): the task row serialises them.
-    if upload_id is None or conn.dialect.name != "postgresql":
+    # other's annotation as importing (READ COMMITTED): the task row serialises them. (SQLite
+    # renders no lock: its write transactions run one at a time anyway.)
+    if upload_id is None:
         return
     await conn.execute(
         sa.select(t.tasks.c.id).where(t.tasks.c.upload_id == upload_id).with_for_update()
@@ -210,20 +209,25 @@ async def settle_task(conn: AsyncConnection, upload_id: int | None) -> None:
         return
     a = t.annotations.c
     of_upload = a.upload_id == upload_id
-    pending = await conn.execute(sa.select(a.id).where(of_upload, a.status == "importing").limit(1))
+    pending = await conn.execute(sa.select(a.id).where(of_upload, a.status == IMPORTING).limit(1))
     if pending.first() is not None:
         return
     imported = await conn.execute(
         sa.select(a.id).where(of_upload, a.status != FAILED_IMPORT).limit(1)
     )
-    values: dict[str, Any] = {"status": "succeeded"}
+    values: dict[str, Any] = {"status": TaskStatus.SUCCEEDED}
     if imported.first() is None:
         messages = (
             await conn.execute(sa.select(a.messages).where(of_upload).order_by(a.id).limit(1))
         ).scalar_one_or_none() or []
         first = messages[0].get("content") if messages and isinstance(messages[0], dict) else None
-        values = {"status": "failed", "detail": first or "The documents could not be imported."}
+        values = {
+            "status": TaskStatus.FAILED,
+            "detail": first or "The documents could not be imported.",
+        }
     tk = t.tasks.c
     await conn.execute(
-        t.tasks.update().where(tk.upload_id == upload_id, tk.status == "running").values(**values)
+        t.tasks.update()
+        .where(tk.upload_id == upload_id, tk.status == TaskStatus.RUNNING)
+        .values(**values)
     )

@@ -16,19 +16,20 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postroom.domain.jobs import ClaimedJob
 from postroom.pipeline.exporting import give_up_export, run_export
 from postroom.pipeline.importing import give_up_import, run_import
-from postroom.pipeline.jobs import ClaimedJob
-from postroom.services import Services
+from postroom.runtime import Runtime
+from postroom.status import JobKind
 
 
 @dataclass(frozen=True)
 class JobHandler:
-    run: Callable[[Services, ClaimedJob], Awaitable[None]]
-    give_up: Callable[[AsyncConnection, Services, ClaimedJob, str], Awaitable[None]]
+    run: Callable[[Runtime, ClaimedJob], Awaitable[None]]
+    give_up: Callable[[AsyncConnection, Runtime, ClaimedJob, str], Awaitable[None]]
 
 
 JOB_HANDLERS: dict[str, JobHandler] = {
-    "import": JobHandler(run=run_import, give_up=give_up_import),
-    "export": JobHandler(run=run_export, give_up=give_up_export),
+    JobKind.IMPORT: JobHandler(run=run_import, give_up=give_up_import),
+    JobKind.EXPORT: JobHandler(run=run_export, give_up=give_up_export),
 }

@@ -19,18 +19,11 @@ import aiofiles.os
 
 from postroom.clock import utcnow
 from postroom.content import build_content
-from postroom.intake.sniff import rejection_reason
+from postroom.domain.jobs import ClaimedJob
 from postroom.pipeline import ImportFailed, Retry
-from postroom.pipeline.jobs import ClaimedJob
 from postroom.pipeline.pages import Pages, image_pages, pdf_pages
-from postroom.services import Services
-
-TO_REVIEW, FAILED_IMPORT, CONFIRMED, EXPORTED = (
-    "to_review",
-    "failed_import",
-    "confirmed",
-    "exported",
-)
+from postroom.runtime import Runtime
+from postroom.status import AnnotationStatus
 
 # Image types Pillow reads for their size (TIFF is counted as pages by `count_pages`).
 MEASURED_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
@@ -40,7 +33,7 @@ MEASURED_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/w
 class ImportContext:
     """What one import knows: the records it starts from, and what the steps found."""
 
-    services: Services
+    services: Runtime
     job: ClaimedJob
     annotation_id: int
     annotation_url: str
@@ -48,17 +41,16 @@ class ImportContext:
     upload_id: int | None
     blob_key: str | None
     mime_type: str
-    queue_settings: dict[str, Any]
     automation_level: str
     use_confirmed_state: bool
     schema_content: list[dict[str, Any]]
     rir_values: dict[str, Any]
-    # Set by intake when the queue refused the type at arrival (its settings then decide).
+    # Set by the intake when the queue refused the type (the file-type rule, applied once there).
     rejected_reason: str | None = None
     # Filled in by the steps:
     pages: Pages | None = None
     content: list[dict[str, Any]] | None = None
-    status: str = TO_REVIEW
+    status: AnnotationStatus = AnnotationStatus.TO_REVIEW
     automated: bool = False
     stamps: dict[str, datetime] = field(default_factory=dict)
 
@@ -80,10 +72,9 @@ Step = Callable[[ImportContext], Awaitable[None]]
 
 
 async def verify_type(ctx: ImportContext) -> None:
-    """The sniffed type must be one the queue accepts (`settings.accepted_mime_types`)."""
-    reason = ctx.rejected_reason or rejection_reason(ctx.mime_type, ctx.queue_settings)
-    if reason is not None:
-        raise ImportFailed(reason)
+    """A file whose type the queue refused at intake (`rejected_reason`) is not imported."""
+    if ctx.rejected_reason is not None:
+        raise ImportFailed(ctx.rejected_reason)
 
 
 async def count_pages(ctx: ImportContext) -> None:
@@ -119,9 +110,9 @@ async def automate(ctx: ImportContext) -> None:
     ctx.automated = True
     ctx.stamps["confirmed_at"] = now
     if ctx.use_confirmed_state:
-        ctx.status = CONFIRMED
+        ctx.status = AnnotationStatus.CONFIRMED
     else:
-        ctx.status = EXPORTED
+        ctx.status = AnnotationStatus.EXPORTED
         ctx.stamps["exported_at"] = now
 
 

@@ -20,10 +20,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from postroom import metrics
-from postroom.pipeline import LeaseLost, Retry
-from postroom.pipeline.commits import group_commit
-from postroom.pipeline.jobs import (
+from postroom.db.commits import group_commit
+from postroom.domain.jobs import (
     ClaimedJob,
+    LeaseLost,
     WorkerIdentity,
     claim_jobs,
     mark_failed,
@@ -31,8 +31,9 @@ from postroom.pipeline.jobs import (
     release_jobs,
     schedule_retry,
 )
+from postroom.pipeline import Retry
 from postroom.pipeline.kinds import JOB_HANDLERS, JobHandler
-from postroom.services import Services
+from postroom.runtime import Runtime
 
 log = logging.getLogger("postroom.pipeline")
 
@@ -45,7 +46,7 @@ RUN_BUDGET_OF_LEASE = 0.8
 class WorkerPool:
     def __init__(
         self,
-        services: Services,
+        services: Runtime,
         handlers: Mapping[str, JobHandler] = JOB_HANDLERS,
         *,
         size: int | None = None,
@@ -200,7 +201,7 @@ class WorkerPool:
         self.identity.unregister()
 
 
-async def start_workers(services: Services) -> Callable[[], Awaitable[None]]:
+async def start_workers(services: Runtime) -> Callable[[], Awaitable[None]]:
     """Start this process's pipeline workers; returns the function that stops them."""
     if services.settings.pipeline.workers == 0:
 

@@ -6,24 +6,25 @@ what a delivered message becomes.
 - MAIL: `SIZE=` over the limit → 552 5.3.4; per-address message rate limit → 451 4.7.1.
 - RCPT: an inbox of an `active` queue (case-insensitive) → 250; an inbox whose queue is being
   deleted → 550 5.2.1; anything else → 550 5.1.1. Postroom never relays.
-- DATA (after `session.PostroomSMTP` spooled the message into a durable blob): `intake.deliver`;
-  250 only once every record is committed, 451 4.3.0 on any failure of ours.
+- DATA (after `session.PostroomSMTP` spooled the message into the blob store): the intake
+  service delivers it; 250 only once every record is committed, 451 4.3.0 on any failure of ours.
+
+The recipient lookup and every record belong to the intake (`intake.service.Intake`); this
+module only maps their outcomes to replies. `MailEnvelope` is the envelope the hooks fill in.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from postroom import logs, metrics
-from postroom.services import Services
+from postroom.intake.mail_records import IncomingMail, RawMessage
+from postroom.intake.recipients import Target
+from postroom.intake.service import Intake
 from postroom.smtp import replies
-from postroom.smtp.intake import IncomingMail, MailIntake, RawMessage, lookup
-
-if TYPE_CHECKING:
-    from postroom.smtp.session import MailEnvelope
 
 log = logging.getLogger("postroom.smtp")
 
@@ -39,11 +40,17 @@ def _size_param(mail_options: list[str]) -> int | bool | None:
     return None
 
 
+class MailEnvelope(Envelope):
+    def __init__(self) -> None:
+        super().__init__()
+        self.targets: list[Target] = []
+
+
 class InboxHandler:
-    def __init__(self, services: Services, intake: MailIntake, *, starttls: bool) -> None:
-        self.services = services
+    def __init__(self, intake: Intake, *, starttls: bool) -> None:
         self.intake = intake
-        self.max_bytes = services.settings.smtp.max_message_bytes
+        self.rate_limits = intake.rt.rate_limits
+        self.max_bytes = intake.rt.settings.smtp.max_message_bytes
         self.starttls = starttls
 
     async def handle_EHLO(
@@ -76,7 +83,7 @@ class InboxHandler:
         if isinstance(size, int) and size > self.max_bytes:
             metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="too_large").inc()
             return replies.SIZE_EXCEEDED
-        if not self.services.rate_limits.smtp_message_allowed(peer_address(session.peer)):
+        if not self.rate_limits.smtp_message_allowed(peer_address(session.peer)):
             metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="rate_limited").inc()
             return replies.RATE_LIMITED_MESSAGES
         envelope.mail_from = address
@@ -94,8 +101,7 @@ class InboxHandler:
         if len(envelope.targets) >= MAX_RECIPIENTS:
             return replies.TOO_MANY_RECIPIENTS
         try:
-            async with self.services.db.reading() as conn:
-                found = await lookup(conn, address)
+            found = await self.intake.recipient(address)
         except Exception:  # any database fault: the sender retries later
             log.exception("recipient lookup failed for %r", address)
             return replies.LOOKUP_FAILED

@@ -2,7 +2,7 @@
 
 Not aiosmtpd's threaded `Controller`: sessions share the loop (and the database pool) with the
 HTTP API and the workers. `start_smtp` binds `smtp.host:smtp.port` (port 0 picks a free one and
-`services.smtp_port` says which), and returns the stop function: stop accepting, answer 421 to
+the `Listener` says which), and returns it with its stop function: stop accepting, answer 421 to
 idle sessions, let deliveries in flight commit, then close every connection and wait for the
 notices still being sent.
 """
@@ -13,12 +13,11 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from postroom.config import SmtpSettings
-from postroom.services import Services
+from postroom.intake.service import Intake
 from postroom.smtp.handler import InboxHandler
-from postroom.smtp.intake import MailIntake
-from postroom.smtp.notify import Notifier
 from postroom.smtp.session import PostroomSMTP, SessionRegistry
 
 log = logging.getLogger("postroom.smtp")
@@ -35,36 +34,41 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     return context
 
 
-async def start_smtp(services: Services) -> Callable[[], Awaitable[None]]:
-    settings = services.settings.smtp
-    notifier = Notifier(services)
-    intake = MailIntake(services, notifier)
-    # POST /emails/import delivers through the same intake, with or without the listener.
-    services.mail_intake = intake
+@dataclass(frozen=True)
+class Listener:
+    port: int | None  # None when the listener is disabled
+    stop: Callable[[], Awaitable[None]]
+
+
+async def start_smtp(intake: Intake) -> Listener:
+    """Bind the SMTP listener (unless disabled); stopping it also drains pending notices."""
+    rt = intake.rt
+    settings = rt.settings.smtp
+    notifier = intake.notifier
     if not settings.enabled:
 
         async def drain_only() -> None:
             await notifier.drain(10.0)
 
-        return drain_only
+        return Listener(None, drain_only)
     loop = asyncio.get_running_loop()
     context = tls_context(settings)
-    handler = InboxHandler(services, intake, starttls=context is not None)
+    handler = InboxHandler(intake, starttls=context is not None)
     registry = SessionRegistry()
 
     def factory() -> PostroomSMTP:
         return PostroomSMTP(
             handler,
             settings=settings,
-            blobs=services.blobs,
+            blobs=rt.blobs,
             registry=registry,
             tls_context=context,
             loop=loop,
         )
 
     server = await loop.create_server(factory, host=settings.host, port=settings.port)
-    services.smtp_port = server.sockets[0].getsockname()[1]
-    log.info("SMTP listening on %s:%s", settings.host, services.smtp_port)
+    port = server.sockets[0].getsockname()[1]
+    log.info("SMTP listening on %s:%s", settings.host, port)
 
     async def stop() -> None:
         server.close()
@@ -72,4 +76,4 @@ async def start_smtp(services: Services) -> Callable[[], Awaitable[None]]:
         await notifier.drain(10.0)
         await server.wait_closed()
 
-    return stop
+    return Listener(port, stop)

@@ -1,7 +1,7 @@
 """One SMTP connection: aiosmtpd's `SMTP` protocol with a streaming DATA phase.
 
 aiosmtpd's own `smtp_DATA` reads one line at a time and keeps the whole message in memory
-(~2.5x its size, ~50 MiB/s; notes/measured-facts.md). Here DATA is read in 256 KiB blocks,
+(~2.5x its size, ~50 MiB/s; docs/MEASURED.md). Here DATA is read in 256 KiB blocks,
 the end marker is found and dot-stuffing undone by `dotstream.DotDecoder`, and the message bytes
 go straight into a blob-store temp file (hashed on the way) — memory per session stays at a few
 blocks whatever the message size. Bytes read past the end marker are the client's next commands
@@ -24,15 +24,15 @@ import logging
 import ssl
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, syntax
+from aiosmtpd.smtp import SMTP, syntax
 
 from postroom import metrics
+from postroom.blobs.local import BlobWriter, LocalBlobStore
 from postroom.config import SmtpSettings
-from postroom.intake.blobs import BlobWriter, LocalBlobStore
+from postroom.intake.mail_records import RawMessage
 from postroom.smtp import replies
 from postroom.smtp.dotstream import DotDecoder
-from postroom.smtp.handler import InboxHandler, peer_address
-from postroom.smtp.intake import RawMessage, Target
+from postroom.smtp.handler import InboxHandler, MailEnvelope, peer_address
 
 log = logging.getLogger("postroom.smtp")
 
@@ -40,12 +40,6 @@ BLOCK = 256 * 1024
 FLUSH_BYTES = 1024 * 1024  # message bytes gathered before one write to the temp file
 # Past the limit the rest is read and dropped; a client that goes on far beyond it is cut off.
 DRAIN_FACTOR = 4
-
-
-class MailEnvelope(Envelope):
-    def __init__(self) -> None:
-        super().__init__()
-        self.targets: list[Target] = []
 
 
 class SessionRegistry:
@@ -169,7 +163,7 @@ class PostroomSMTP(SMTP):
         metrics.SMTP_SESSIONS.inc()
         if self.registry.closing:
             self._refused = replies.SHUTTING_DOWN
-        elif not self.handler.services.rate_limits.smtp_connection_allowed(
+        elif not self.handler.rate_limits.smtp_connection_allowed(
             peer_address(transport.get_extra_info("peername"))
         ):
             self._refused = replies.RATE_LIMITED_CONNECTIONS
@@ -187,10 +181,12 @@ class PostroomSMTP(SMTP):
         await super()._handle_client()
 
     async def push(self, status: str | bytes) -> None:
-        if isinstance(status, str):
-            status = replies.enhance(status)
-            metrics.record_smtp_reply(status)
-        await super().push(status)
+        if isinstance(status, bytes):
+            await super().push(status)
+            return
+        reply = replies.enhance(status)
+        metrics.record_smtp_reply(reply)
+        await super().push(reply)
 
     def say_goodbye(self, reply: str) -> None:
         """Write a final reply without waiting for the client, and close."""
@@ -226,7 +222,8 @@ class PostroomSMTP(SMTP):
             self.receiving = False
             if self.transport is not None:
                 self._reset_timeout()
-        self._set_post_data_state()
+        # aiosmtpd leaves this method unannotated.
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push(reply)
 
     async def _receive_and_store(self, envelope: MailEnvelope) -> str:

@@ -1,0 +1,119 @@
+"""Reading request bodies and query parameters: JSON (or form) → validated values, or a 400 naming the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+import pydantic
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from postroom.errors import BadRequest, NotFound
+from postroom.urls import MAX_ID
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+# JSON bodies of the management API are small; uploads stream and never come through here.
+MAX_JSON_BODY = 2 * 1024 * 1024
+
+
+async def read_object(request: web.Request, *, allow_form: bool = False) -> dict[str, Any]:
+    """The body as a JSON object ({} when empty); form bodies too when `allow_form`."""
+    if request.content_length and request.content_length > MAX_JSON_BODY:
+        raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+    if allow_form and request.content_type in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        try:
+            form = await request.post()
+        except (ValueError, HttpProcessingError) as exc:
+            # e.g. multipart/form-data without a boundary, or a malformed part header
+            raise BadRequest(f"Malformed form body: {exc}.") from None
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        _refuse_nul(fields)
+        return fields
+    raw = await _read_whole(request)
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Malformed JSON body: {exc}.") from None
+    if not isinstance(value, dict):
+        raise BadRequest("Request body must be a JSON object.")
+    _refuse_nul(value)
+    return value
+
+
+async def _read_whole(request: web.Request) -> bytes:
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read until EOF.
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > MAX_JSON_BODY:
+            raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _refuse_nul(value: Any) -> None:
+    """PostgreSQL text and JSONB cannot hold U+0000: refuse it here rather than fail later."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest("Malformed JSON body: strings may not contain \\u0000.")
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def validation_detail(error: pydantic.ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "body"
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = "This field is required."
+        elif item["type"] == "extra_forbidden":
+            message = "Unknown field."
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise BadRequest(validation_detail(error)) from None
+
+
+def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise BadRequest(f"{name}: expected true or false, got {raw!r}.")
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest(f"Invalid id in the URL: {raw!r}.")
+    if int(raw) > MAX_ID:
+        raise NotFound()
+    return int(raw)

@@ -1,0 +1,1 @@
+"""The request pipeline around every handler, outermost first: observe, errors, limits, auth."""

@@ -1,0 +1,297 @@
+"""The OpenAPI 3.1 document, generated from the endpoint declarations (`api.routing`) alone.
+
+For every declared endpoint: the path and its `{parameters}` (ids are integers), the query
+parameters it declares (and for a list, the domain `Listing`'s filters and orderings with
+`page`/`page_size`), the request body (a JSON model; multipart file parts and text fields plus a
+raw body for uploads), the success answer (a TypedDict or model through pydantic's JSON schema,
+wrapped in the pagination envelope for lists; the media types of a download; nothing for an
+empty answer) and the errors it declares. Two are added where they apply: 400 when the endpoint
+reads any input (the path id included), 401 unless it is public, and 429 unless it is exempt
+from the rate limits. Every error has the one `{"detail", "code"}` schema.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import pydantic
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from postroom.api.middleware.limits import EXEMPT_PATHS
+from postroom.api.routing import Download, Endpoint, Files, Param, Redirect
+from postroom.domain.listing import Filter, Listing
+from postroom.errors import AuthenticationFailed, BadRequest, PostroomError, RateLimited
+
+_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+_REF = "#/components/schemas/{model}"
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["detail", "code"],
+    "properties": {
+        "detail": {"type": "string", "description": "What was wrong: the field or the limit."},
+        "code": {"type": "string", "description": "Stable error code (bad_request, ...)."},
+        "url": {"type": "string", "description": "Documentation of the limit (429 only)."},
+    },
+}
+PAGINATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["total", "total_pages", "next", "previous"],
+    "properties": {
+        "total": {"type": "integer", "minimum": 0},
+        "total_pages": {"type": "integer", "minimum": 0},
+        "next": {"type": ["string", "null"]},
+        "previous": {"type": ["string", "null"]},
+    },
+}
+_PAGE_PARAMS = (
+    Param("page", {"type": "integer", "minimum": 1}, "Page number (default 1)."),
+    Param("page_size", {"type": "integer", "minimum": 1}, "Page size (default 20, max 100)."),
+)
+_FILTER_KINDS = {
+    "ids": "comma list of ids or URLs",
+    "strs": "comma list",
+    "str": "exact value",
+    "icontains": "part of the value, any case",
+    "bool": "true or false",
+    "before": "timestamp, exclusive",
+    "after": "timestamp, inclusive",
+    "custom": "value",
+}
+
+
+class _WithoutDefaults(GenerateJsonSchema):
+    """Body fields default to "not sent" sentinels (an empty name, say) that are not valid values
+    themselves: the document leaves defaults out rather than show invalid ones."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        return self.generate_inner(schema["schema"])
+
+
+class SchemaBook:
+    """components/schemas: each declared type once, under its name."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
+        self._names: dict[Any, str] = {}
+
+    def ref(self, shape: Any) -> dict[str, str]:
+        name = self._names.get(shape)
+        if name is None:
+            name = getattr(shape, "__name__", "Object").removesuffix("Json")
+            while name in self.schemas:
+                name += "_"
+            self._names[shape] = name
+            schema = pydantic.TypeAdapter(shape).json_schema(
+                ref_template=_REF, schema_generator=_WithoutDefaults
+            )
+            for def_name, definition in schema.pop("$defs", {}).items():
+                self.schemas.setdefault(def_name, definition)
+            self.schemas[name] = schema
+        return {"$ref": _REF.format(model=name)}
+
+
+def _template(path: str) -> str:
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    params = []
+    for name in _PARAM.findall(path):
+        is_id = name == "id" or name.endswith("_id")
+        schema: dict[str, Any] = {"type": "integer", "minimum": 1} if is_id else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return params
+
+
+def _query(param: Param) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": param.name,
+        "in": "query",
+        "required": param.required,
+        "schema": dict(param.schema),
+    }
+    if param.description:
+        entry["description"] = param.description
+    return entry
+
+
+def _filter_param(f: Filter) -> Param:
+    return Param(f.param, {"type": "string"}, f"Filter ({_FILTER_KINDS.get(f.kind, 'value')}).")
+
+
+def _listing_params(listing: Listing) -> Iterable[Param]:
+    yield from (_filter_param(f) for f in listing.filters)
+    yield from _PAGE_PARAMS
+    fields = ", ".join(sorted(listing.ordering))
+    yield Param("ordering", {"type": "string"}, f"Comma list of {fields}; `-` for descending.")
+
+
+def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
+    params = [*endpoint.query, *(_listing_params(endpoint.listing) if endpoint.listing else ())]
+    unique: dict[str, dict[str, Any]] = {}
+    for param in params:
+        unique.setdefault(param.name, _query(param))
+    return _path_parameters(endpoint.path) + list(unique.values())
+
+
+def _upload_content(files: Files) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        files.file_field: {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "One part per file (any part with a file name is a file too).",
+        }
+    }
+    for name, description in files.fields.items():
+        properties[name] = {"type": "string", "description": description}
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [files.file_field, *files.required],
+                "properties": properties,
+            }
+        }
+    }
+    if files.raw:
+        raw = {"schema": {"type": "string", "format": "binary"}}
+        content["application/octet-stream"] = raw
+        content["*/*"] = raw
+    return content
+
+
+def _request_body(endpoint: Endpoint, book: SchemaBook) -> dict[str, Any] | None:
+    body = endpoint.body
+    if isinstance(body, Files):
+        return {"required": True, "content": _upload_content(body)}
+    if body is None:
+        return None
+    schema = book.ref(body)
+    content = {"application/json": {"schema": schema}}
+    if endpoint.form:
+        content["application/x-www-form-urlencoded"] = {"schema": schema}
+    return {"required": False, "content": content}
+
+
+def _answer(shape: Any, description: str, book: SchemaBook, listing: Listing | None) -> Any:
+    if shape is None:
+        return {"description": description}
+    if isinstance(shape, Redirect):
+        return {
+            "description": shape.description,
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        }
+    if isinstance(shape, Download):
+        media = {m: {"schema": {"type": "string", "format": "binary"}} for m in shape.media_types}
+        return {"description": shape.description, "content": media}
+    schema: dict[str, Any] = book.ref(shape)
+    if listing is not None:
+        schema = {
+            "type": "object",
+            "required": ["pagination", "results"],
+            "properties": {
+                "pagination": PAGINATION_SCHEMA,
+                "results": {"type": "array", "items": schema},
+            },
+        }
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(endpoint: Endpoint) -> list[type[PostroomError]]:
+    found: list[type[PostroomError]] = list(endpoint.errors)
+    reads_input = bool(
+        endpoint.body or endpoint.query or endpoint.listing or _PARAM.search(endpoint.path)
+    )
+    if reads_input:
+        found.append(BadRequest)
+    if endpoint.auth != "public":
+        found.append(AuthenticationFailed)
+    if endpoint.path not in EXEMPT_PATHS:
+        found.append(RateLimited)
+    return found
+
+
+def _error_responses(errors: Iterable[type[PostroomError]]) -> dict[str, Any]:
+    by_status: dict[int, list[type[PostroomError]]] = {}
+    for error in errors:
+        by_status.setdefault(error.status, []).append(error)
+    responses: dict[str, Any] = {}
+    for status in sorted(by_status):
+        descriptions = dict.fromkeys((e.__doc__ or e.code).strip() for e in by_status[status])
+        entry: dict[str, Any] = {
+            "description": " / ".join(descriptions),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        if status == RateLimited.status:
+            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        responses[str(status)] = entry
+    return responses
+
+
+def _operation(endpoint: Endpoint, book: SchemaBook, op_ids: set[str]) -> dict[str, Any]:
+    template = _template(endpoint.path)
+    op_id = endpoint.method.lower() + re.sub(r"[^a-z0-9]+", "_", template.lower()).rstrip("_")
+    while op_id in op_ids:
+        op_id += "_"
+    op_ids.add(op_id)
+    segments = [s for s in template.split("/") if s and not s.startswith("{")]
+    tag = segments[2] if segments[:2] == ["api", "v1"] and len(segments) > 2 else segments[0]
+    responses = {
+        str(endpoint.status): _answer(endpoint.response, "Success.", book, endpoint.listing)
+    }
+    for status, shape in endpoint.also.items():
+        responses[str(status)] = _answer(shape, "Success.", book, None)
+    operation: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": endpoint.summary,
+        "tags": [tag],
+        "parameters": _parameters(endpoint),
+        "responses": responses | _error_responses(_errors(endpoint)),
+    }
+    body = _request_body(endpoint, book)
+    if body is not None:
+        operation["requestBody"] = body
+    if endpoint.auth == "public":
+        operation["security"] = []
+    elif endpoint.auth == "basic":
+        operation["security"] = [{"bearer": []}, {"basic": []}]
+    return operation
+
+
+def build_document(endpoints: Iterable[Endpoint], base_url: str, version: str) -> dict[str, Any]:
+    """The OpenAPI document of the declared endpoints."""
+    book = SchemaBook()
+    paths: dict[str, dict[str, Any]] = {}
+    op_ids: set[str] = set()
+    for endpoint in endpoints:
+        if endpoint.hidden:
+            continue
+        paths.setdefault(_template(endpoint.path), {})[endpoint.method.lower()] = _operation(
+            endpoint, book, op_ids
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Postroom API",
+            "version": version,
+            "description": "Document intake gateway speaking the Rossum REST API.",
+        },
+        "servers": [{"url": base_url}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "schemas": book.schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Token from POST /api/v1/auth/login (`Token <key>` works too).",
+                },
+                "basic": {"type": "http", "scheme": "basic"},
+            },
+        },
+        "security": [{"bearer": []}],
+    }

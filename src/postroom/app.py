@@ -1,0 +1,117 @@
+"""Composition root: configuration → runtime → application services → edges, and their start and
+stop order. HTTP, SMTP and the pipeline share one event loop and one database pool.
+
+Start: migrate, bootstrap the first records, build the `Runtime`, bind the HTTP socket (so a
+port of 0 resolves at once), start the pipeline workers and background duties, the SMTP listener,
+then serve HTTP. Stop, in reverse: stop accepting HTTP and let in-flight requests finish, close
+SMTP (in-flight deliveries commit), stop the duties and workers (unfinished jobs released), and
+close the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from postroom.api.server import build_app
+from postroom.bootstrap import FirstStart, bootstrap_if_empty
+from postroom.config import Settings
+from postroom.db.engine import Database
+from postroom.db.migrate import apply_migrations
+from postroom.intake.notify import Notifier
+from postroom.intake.service import Intake
+from postroom.pipeline.duties import start_duties
+from postroom.pipeline.workers import start_workers
+from postroom.runtime import Runtime
+from postroom.smtp.server import start_smtp
+
+log = logging.getLogger("postroom")
+
+Stop = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Running:
+    http_port: int
+    smtp_port: int | None
+    first_start: FirstStart | None
+
+
+class Service:
+    """One running Postroom: `await start()`, then `await stop()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._runner: web.AppRunner | None = None
+        self._stops: list[Stop] = []
+        self.runtime: Runtime | None = None
+        self.smtp_port: int | None = None
+
+    async def start(self) -> Running:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(
+            settings.database_url,
+            pool_size=settings.database.pool_size,
+            sqlite_synchronous=settings.database.sqlite_synchronous,
+        )
+        try:
+            await apply_migrations(db)
+            first = await bootstrap_if_empty(db, settings)
+        except BaseException:
+            await db.dispose()
+            raise
+        sock = socket.create_server((settings.http.host, settings.http.port), reuse_port=False)
+        http_port = sock.getsockname()[1]
+        settings = self.settings = settings.replace("http", port=http_port)
+        rt = self.runtime = Runtime.build(settings, db)
+        rt.blobs.sweep_temp()
+        notifier = Notifier(rt)
+        intake = Intake(rt, notifier)
+        self._stops.append(await start_workers(rt))
+        self._stops.append(await start_duties(rt))
+        listener = await start_smtp(intake)
+        self.smtp_port = listener.port
+        self._stops.append(listener.stop)
+        self._runner = web.AppRunner(
+            build_app(rt, intake),
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=settings.http.shutdown_timeout,
+        )
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        return Running(http_port=http_port, smtp_port=self.smtp_port, first_start=first)
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, stop components, close the database."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        for stop in reversed(self._stops):
+            try:
+                await stop()
+            except Exception:
+                log.exception("error while stopping a component")
+        self._stops.clear()
+        if self.runtime is not None:
+            await self.runtime.db.dispose()
+            self.runtime = None
+
+
+async def run_until_signalled(service: Service) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await service.stop()

@@ -1,0 +1,1 @@
+"""Where the bytes of documents and raw e-mails live: content-addressed blobs behind one interface."""

@@ -1,0 +1,1 @@
+"""`postroom upload`: a client of Postroom's own public REST API (an edge, like any integration)."""

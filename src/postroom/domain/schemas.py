@@ -1,0 +1,165 @@
+"""Schemas (`/schemas`): the fields a queue's documents are annotated with.
+
+Everyone in the organization reads schemas (annotating needs them); admins and managers write.
+`content` is checked by `domain.schema_validation` on every write (and alone by
+`validate_content`). A schema may also be made from the content of a shipped queue template
+(`create_from_template`). A schema still used by a queue or by annotations cannot be deleted
+(409): annotations keep pointing at their schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+from typing_extensions import TypedDict
+
+from postroom.clock import iso, utcnow
+from postroom.db import tables as t
+from postroom.domain.access import Actor
+from postroom.domain.listing import Filter, Listing, linked
+from postroom.domain.relations import visible_queue_ids_by
+from postroom.domain.resource import (
+    Body,
+    EditableResource,
+    insert_returning_id,
+    require_fields,
+    sent_fields,
+)
+from postroom.domain.schema_validation import validate_schema_content
+from postroom.errors import BadRequest, Conflict
+from postroom.fields import JsonObject, Name, OptionalUrl, Timestamp, Url
+from postroom.queue_templates import find_template, template_names
+from postroom.runtime import Runtime
+from postroom.urls import Urls
+
+s = t.schemas
+
+
+class SchemaJson(TypedDict):
+    id: int
+    name: str
+    url: Url
+    queues: list[Url]
+    content: list[Any]
+    metadata: JsonObject
+    modified_by: OptionalUrl
+    modified_at: Timestamp
+
+
+class SchemaBody(Body):
+    name: Name = ""
+    content: list[Any] = []
+    metadata: JsonObject = {}
+
+
+class SchemaFromTemplateBody(Body):
+    name: Name = ""
+    template_name: Name = ""
+    metadata: JsonObject = {}
+
+
+async def insert_schema(conn: AsyncConnection, who: Actor, **fields: Any) -> int:
+    """A new schema of the actor's organization (`name`, `content` checked before, `metadata`),
+    modified by them now."""
+    return await insert_returning_id(
+        conn, s, organization_id=who.organization_id, **fields, **_modified(who)
+    )
+
+
+def _modified(who: Actor) -> dict[str, Any]:
+    return {"modified_by_id": who.user_id, "modified_at": utcnow()}
+
+
+class Schemas(EditableResource[SchemaJson, SchemaBody]):
+    noun = "Schema"
+    table = s
+    body = SchemaBody
+    replace_required = ("name", "content")
+    create_errors = ()
+    update_errors = ()
+    delete_errors = (Conflict,)
+    listing = Listing(
+        filters=(
+            Filter("id", s.c.id),
+            Filter("name", s.c.name, "str"),
+            linked("queue", s.c.id, t.queues.c.schema_id, t.queues.c.id),
+        ),
+        ordering={"id": s.c.id, "name": s.c.name, "modified_at": s.c.modified_at},
+        default=(s.c.id,),
+    )
+
+    async def render(
+        self, conn: AsyncConnection, urls: Urls, who: Actor, rows: Sequence[Any]
+    ) -> list[SchemaJson]:
+        queues = await visible_queue_ids_by(conn, who, t.queues.c.schema_id, [r.id for r in rows])
+        return [
+            {
+                "id": row.id,
+                "name": row.name,
+                "url": urls.to("schemas", row.id),
+                "queues": urls.many("queues", queues[row.id]),
+                "content": row.content or [],
+                "metadata": row.metadata or {},
+                "modified_by": urls.of("users", row.modified_by_id),
+                "modified_at": iso(row.modified_at),
+            }
+            for row in rows
+        ]
+
+    async def prepare(
+        self, rt: Runtime, who: Actor, body: SchemaBody, object_id: int | None
+    ) -> None:
+        if object_id is None or "content" in body.model_fields_set:
+            validate_schema_content(body.content)
+
+    async def insert(self, conn: AsyncConnection, rt: Runtime, who: Actor, body: SchemaBody) -> int:
+        return await insert_schema(
+            conn, who, name=body.name, content=body.content, metadata=body.metadata
+        )
+
+    async def change(
+        self, conn: AsyncConnection, rt: Runtime, who: Actor, row: Any, body: SchemaBody
+    ) -> None:
+        await conn.execute(
+            s.update().where(s.c.id == row.id).values(**sent_fields(body), **_modified(who))
+        )
+
+    async def remove(self, conn: AsyncConnection, rt: Runtime, who: Actor, row: Any) -> None:
+        for table, what in ((t.queues, "queues"), (t.annotations, "annotations")):
+            used = await conn.execute(
+                sa.select(sa.func.count()).select_from(table).where(table.c.schema_id == row.id)
+            )
+            count = used.scalar_one()
+            if count:
+                raise Conflict(f"Schema {row.id} is used by {count} {what}; it cannot be deleted.")
+        await super().remove(conn, rt, who, row)
+
+    async def create_from_template(
+        self, rt: Runtime, who: Actor, body: SchemaFromTemplateBody
+    ) -> SchemaJson:
+        """A new schema with the content of one of the shipped queue templates."""
+        self.check_writer(who)
+        require_fields(body, ("name", "template_name"))
+        template = find_template(body.template_name)
+        if template is None:
+            raise BadRequest(
+                f"template_name: unknown template {body.template_name!r} "
+                f"(available: {', '.join(template_names())})."
+            )
+        async with rt.db.transaction() as conn:
+            schema_id = await insert_schema(
+                conn, who, name=body.name, content=template.schema_content, metadata=body.metadata
+            )
+            return await self.one(conn, rt.urls, who, schema_id)
+
+
+SCHEMAS = Schemas()
+
+
+def validate_content(body: SchemaBody) -> None:
+    """Check a content without storing it: a 400 naming the bad node unless it is valid."""
+    require_fields(body, ("content",))
+    validate_schema_content(body.content)

@@ -1,0 +1,158 @@
+"""Notices back to the sender ("bounces" in Rossum's sense) through the configured outbound relay.
+
+Only one notice exists: an email arrived with no attachment Postroom could process. It is sent
+when the queue's `settings.email_notifications.email_with_no_attachments` is on (default true),
+never to a null sender (`MAIL FROM:<>`) or in answer to auto-submitted mail (RFC 3834), never
+with the files attached, and with an empty return path so a bounce of the notice cannot loop.
+The outcome is written to the email's `notification_status`: `sent`, `failed: <reason>`, or
+`not_sent: <why>` (no relay configured, disabled, null sender, auto-submitted, no recipient).
+
+Sending happens after the mail was committed and answered: a slow or dead relay never delays a
+250. A notice still pending when the process stops stays `pending` in the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
+
+import aiosmtplib
+import sqlalchemy as sa
+
+from postroom.clock import utcnow
+from postroom.db import tables as t
+from postroom.runtime import Runtime
+from postroom.status import NotificationStatus
+
+log = logging.getLogger("postroom.smtp")
+
+N = NotificationStatus
+SEND_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Notice:
+    email_id: int
+    to_email: str
+    to_name: str
+    subject: str
+    in_reply_to: str | None
+    inbox_email: str
+
+
+@dataclass(frozen=True)
+class NoticeFacts:
+    """What decides whether a notice goes out for one stored email."""
+
+    null_sender: bool
+    auto_submitted: bool
+    queue_settings: dict[str, Any]
+    inbox_bounce_to: str | None
+    inbox_bounce_default: bool
+    sender_email: str
+    sender_name: str
+
+
+def recipient_of(facts: NoticeFacts) -> tuple[str, str]:
+    """Who gets the notice: the queue's notification recipient, the inbox's (deprecated)
+    `bounce_email_to`, else the author of the mail."""
+    settings = facts.queue_settings.get("email_notifications")
+    configured = settings.get("recipient") if isinstance(settings, dict) else None
+    if isinstance(configured, dict) and configured.get("email"):
+        return str(configured["email"]), str(configured.get("name") or "")
+    if facts.inbox_bounce_to:
+        return facts.inbox_bounce_to, ""
+    return facts.sender_email, facts.sender_name
+
+
+def enabled(facts: NoticeFacts) -> bool:
+    settings = facts.queue_settings.get("email_notifications")
+    if isinstance(settings, dict) and "email_with_no_attachments" in settings:
+        return bool(settings["email_with_no_attachments"])
+    return facts.inbox_bounce_default
+
+
+def decide(facts: NoticeFacts, relay_host: str) -> NotificationStatus:
+    """The notification_status to record for an email with no processable attachment."""
+    if not enabled(facts):
+        return N.DISABLED
+    if facts.null_sender:
+        return N.NULL_SENDER
+    if facts.auto_submitted:
+        return N.AUTO_SUBMITTED
+    if "@" not in recipient_of(facts)[0]:
+        return N.NO_RECIPIENT
+    if not relay_host:
+        return N.NO_RELAY
+    return N.PENDING
+
+
+class Notifier:
+    """Sends notices in the background and records their outcome."""
+
+    def __init__(self, services: Runtime) -> None:
+        self._services = services
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def schedule(self, notice: Notice) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(notice))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, grace_s: float) -> None:
+        """Wait (bounded) for notices in flight; used at shutdown."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
+
+    def _message(self, notice: Notice) -> EmailMessage:
+        smtp = self._services.settings.smtp
+        sender = smtp.notification_from or f"postroom-noreply@{smtp.domain}"
+        message = EmailMessage()
+        message["From"] = formataddr(("Postroom", sender))
+        message["To"] = formataddr((notice.to_name, notice.to_email))
+        message["Subject"] = f"No documents found: {notice.subject}"[:200]
+        message["Date"] = format_datetime(utcnow())
+        message["Message-ID"] = make_msgid(domain=smtp.domain)
+        message["Auto-Submitted"] = "auto-replied"
+        if notice.in_reply_to:
+            message["In-Reply-To"] = notice.in_reply_to
+            message["References"] = notice.in_reply_to
+        message.set_content(
+            f"Your email to {notice.inbox_email} was received, but it had no attachment that\n"
+            "could be processed (for example a PDF or an image of an invoice), so no document\n"
+            "was created from it.\n\n"
+            "Please send the documents again as attachments of a new email.\n"
+        )
+        return message
+
+    async def _send(self, notice: Notice) -> None:
+        smtp = self._services.settings.smtp
+        try:
+            await aiosmtplib.send(
+                self._message(notice),
+                sender="",  # empty return path: a bounce of this notice goes nowhere (RFC 3834)
+                recipients=[notice.to_email],
+                hostname=smtp.relay_host,
+                port=smtp.relay_port,
+                username=smtp.relay_username or None,
+                password=smtp.relay_password or None,
+                start_tls=smtp.relay_starttls,
+                timeout=SEND_TIMEOUT,
+            )
+            status: str = N.SENT
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            log.warning("notification for email %s not sent: %r", notice.email_id, error)
+            status = f"failed: {type(error).__name__}"[:64]
+        try:
+            async with self._services.db.transaction() as conn:
+                await conn.execute(
+                    sa.update(t.emails)
+                    .where(t.emails.c.id == notice.email_id)
+                    .values(notification_status=status)
+                )
+        except Exception:  # the outcome is only bookkeeping: log it, never crash the loop
+            log.exception("could not record the notification status of email %s", notice.email_id)

@@ -1,1 +1,0 @@
-"""The REST API: aiohttp routes speaking the Rossum v1 API. Only `postroom.service` imports this."""
