@@ -111,6 +111,6 @@ async def job_rows(svc: Runtime, annotation_id: int) -> list[Any]:
 
 
 def datapoint_values(content: list[dict[str, Any]]) -> dict[str, Any]:
-    from postroom.content import datapoints
+    from postroom.domain.annotation_content import datapoints
 
     return {node["schema_id"]: node["content"] for node in datapoints(content)}

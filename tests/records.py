@@ -1,12 +1,12 @@
 """Setup records for tests that need more queues than bootstrap makes, independent of the Queue API.
 
-Queues are made with `postroom.organization.create_queue`, the function bootstrap, the CLI and the
+Queues are made with `postroom.domain.queues.insert_queue`, the function bootstrap, the CLI and the
 API share, inside the running service's own database handle (so SQLite's write lock is honoured).
 """
 
 from __future__ import annotations
 
-from postroom.organization import create_queue
+from postroom.domain.queues import insert_queue
 from tests.conftest import RunningServer
 
 
@@ -22,7 +22,7 @@ async def add_queue(
     services = server.service.runtime
     assert services is not None
     async with services.db.transaction() as conn:
-        return await create_queue(
+        return await insert_queue(
             conn,
             1,
             name=name,

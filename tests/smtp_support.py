@@ -24,7 +24,8 @@ from PIL import Image
 from pypdf import PdfWriter
 
 from postroom.db import tables as t
-from postroom.organization import create_inbox, create_queue
+from postroom.domain.inboxes import create_inbox
+from postroom.domain.queues import insert_queue
 from tests.conftest import RunningServer
 
 SENDER = "supplier@example.com"
@@ -123,7 +124,7 @@ async def add_queue_with_inbox(server: RunningServer, name: str) -> tuple[int, s
         inbox_id = await create_inbox(
             conn, 1, f"{name} inbox", prefix, services.settings.smtp.domain
         )
-        queue_id = await create_queue(
+        queue_id = await insert_queue(
             conn, 1, name=name, schema_id=1, workspace_id=1, inbox_id=inbox_id
         )
     return queue_id, await inbox_address(server, queue_id)

@@ -14,7 +14,7 @@ from rossum_api import AsyncRossumAPIClient
 from rossum_api.dtos import UserCredentials
 from rossum_api.models.queue import Queue
 
-from postroom.organization import load_template
+from postroom.domain.queue_templates import load_template
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api, RunningServer
 
 

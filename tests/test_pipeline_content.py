@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from postroom.content import NODE_ID_SPAN, build_content, datapoints, normalize
+from postroom.domain.annotation_content import NODE_ID_SPAN, build_content, datapoints, normalize
 
 SCHEMA = [
     {

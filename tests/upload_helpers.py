@@ -129,12 +129,12 @@ async def set_queue_settings(
 
 async def add_queue(server: RunningServer, name: str) -> int:
     """A second queue in the organization, made the way bootstrap and the API make queues."""
-    from postroom.organization import create_queue
+    from postroom.domain.queues import insert_queue
 
     assert server.service.runtime is not None
     async with server.service.runtime.db.transaction() as conn:
         schema_id = (await conn.execute(sa.select(t.schemas.c.id).limit(1))).scalar_one()
-        return await create_queue(
+        return await insert_queue(
             conn, 1, name=name, schema_id=schema_id, workspace_id=None, status="active"
         )
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from postroom.api.server import build_app
-from postroom.bootstrap import FirstStart, bootstrap_if_empty
 from postroom.config import Settings
 from postroom.db.engine import Database
 from postroom.db.migrate import apply_migrations
+from postroom.domain.bootstrap import FirstStart, bootstrap_if_empty
 from postroom.intake.notify import Notifier
 from postroom.intake.service import Intake
 from postroom.pipeline.duties import start_duties

@@ -198,7 +198,10 @@ async def _queue_list(db: Database) -> None:
 
 
 async def _queue_create(db: Database, settings: Settings, args: argparse.Namespace) -> None:
-    from postroom import organization
+    from postroom.domain.inboxes import create_inbox, email_prefix_from
+    from postroom.domain.queue_templates import load_template
+    from postroom.domain.queues import insert_queue
+    from postroom.domain.resource import insert_returning_id
 
     name = args.name.strip()
     if not name or len(name) > 255:
@@ -209,8 +212,8 @@ async def _queue_create(db: Database, settings: Settings, args: argparse.Namespa
             raise SystemExit("postroom: no organization yet; run `postroom serve` once first")
         schema_id = args.schema
         if schema_id is None:
-            schema = organization.load_template("default_schema")
-            schema_id = await organization.insert_returning_id(
+            schema = load_template("default_schema")
+            schema_id = await insert_returning_id(
                 conn, t.schemas, organization_id=org.id, name=f"{name} schema"[:255],
                 content=schema["content"], modified_at=utcnow(),
             )  # fmt: skip
@@ -225,11 +228,11 @@ async def _queue_create(db: Database, settings: Settings, args: argparse.Namespa
         workspace_id = await conn.scalar(
             sa.select(t.workspaces.c.id).where(t.workspaces.c.organization_id == org.id).limit(1)
         )
-        prefix = organization.email_prefix_from(name)
-        inbox_id = await organization.create_inbox(
+        prefix = email_prefix_from(name)
+        inbox_id = await create_inbox(
             conn, org.id, f"{name} inbox"[:255], prefix, settings.smtp.domain
         )
-        queue_id = await organization.create_queue(
+        queue_id = await insert_queue(
             conn, org.id, name=name, schema_id=schema_id, workspace_id=workspace_id,
             inbox_id=inbox_id,
         )  # fmt: skip

@@ -14,8 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postroom.content import datapoints
 from postroom.db import tables as t
+from postroom.domain.annotation_content import datapoints
 from postroom.domain.documents import DocumentJson, document_annotations, render_document
 from postroom.urls import Urls
 

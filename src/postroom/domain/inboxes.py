@@ -1,7 +1,7 @@
 """Inboxes (`/inboxes`): the email addresses that feed queues.
 
 An inbox's address is `<email_prefix>-<6 random hex>@<smtp.domain>`, made by
-`organization.create_inbox` (the prefix defaults to a slug of the name). Changing the prefix
+`create_inbox` (the prefix defaults to a slug of the name). Changing the prefix
 makes a new address; a client may also set `email` itself, within the mail domain. `queues` is
 the (at most one) queue whose `inbox` points here: sending it moves that queue to this inbox.
 Admins and managers see and write every inbox; annotators and viewers see only the inboxes of
@@ -11,6 +11,7 @@ their queues. DELETE detaches the queue (which then takes no more mail).
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -25,19 +26,48 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.relations import require_queues, visible_queue_ids_by
-from postroom.domain.resource import Body, EditableResource, sent_fields
+from postroom.domain.resource import Body, EditableResource, insert_returning_id, sent_fields
 from postroom.errors import BadRequest
 from postroom.fields import JsonObject, Name, OptionalUrl, Reference, Timestamp, Url
-from postroom.organization import (
-    EMAIL_PREFIX_RE,
-    create_inbox,
-    email_prefix_from,
-    new_inbox_address,
-)
 from postroom.runtime import Runtime
 from postroom.urls import Urls
 
 i, q = t.inboxes, t.queues
+
+EMAIL_PREFIX_RE = re.compile(r"^[a-z0-9-]{1,57}$")
+
+
+def email_prefix_from(name: str) -> str:
+    """A valid inbox prefix derived from a display name (lower-case a-z, 0-9 and dashes)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    return (slug or "inbox")[:57].strip("-") or "inbox"
+
+
+def new_inbox_address(prefix: str, domain: str) -> str:
+    return f"{prefix}-{secrets.token_hex(3)}@{domain}".lower()
+
+
+async def create_inbox(
+    conn: AsyncConnection, organization_id: int, name: str, prefix: str, domain: str, **fields: Any
+) -> int:
+    """The one way an inbox is made (bootstrap, the CLI, the API, queue copies)."""
+    # Six random hex digits rarely collide; try again when they do.
+    for _ in range(20):
+        address = new_inbox_address(prefix, domain)
+        taken = await conn.execute(sa.select(t.inboxes.c.id).where(t.inboxes.c.email == address))
+        if taken.first() is None:
+            return await insert_returning_id(
+                conn,
+                t.inboxes,
+                organization_id=organization_id,
+                name=name,
+                email=address,
+                email_prefix=prefix,
+                **fields,
+            )
+    raise RuntimeError("could not find a free inbox address")
+
+
 _LOCAL_PART_RE = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}$")
 Address = Annotated[str, StringConstraints(max_length=254)]
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.domain.access import Actor
+from postroom.domain.inboxes import create_inbox, email_prefix_from
 from postroom.domain.queue_bodies import (
     PLAIN_FIELDS,
     DuplicateBody,
@@ -23,11 +24,10 @@ from postroom.domain.queue_bodies import (
     default_workspace,
     require_in_org,
 )
+from postroom.domain.queue_templates import QueueTemplate, find_template, template_names
 from postroom.domain.queues import QUEUES, QueueJson, insert_queue
 from postroom.domain.resource import insert_returning_id, require_fields
 from postroom.errors import BadRequest
-from postroom.organization import create_inbox, email_prefix_from
-from postroom.queue_templates import QueueTemplate, find_template, template_names
 from postroom.runtime import Runtime
 
 # Inbox columns that are "email settings" (copied only with copy_email_settings).

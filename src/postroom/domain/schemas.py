@@ -20,6 +20,7 @@ from postroom.clock import iso, utcnow
 from postroom.db import tables as t
 from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing, linked
+from postroom.domain.queue_templates import find_template, template_names
 from postroom.domain.relations import visible_queue_ids_by
 from postroom.domain.resource import (
     Body,
@@ -31,7 +32,6 @@ from postroom.domain.resource import (
 from postroom.domain.schema_validation import validate_schema_content
 from postroom.errors import BadRequest, Conflict
 from postroom.fields import JsonObject, Name, OptionalUrl, Timestamp, Url
-from postroom.queue_templates import find_template, template_names
 from postroom.runtime import Runtime
 from postroom.urls import Urls
 

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom import logs, metrics
-from postroom.content import build_content
 from postroom.db import tables as t
 from postroom.db.commits import group_commit
+from postroom.domain.annotation_content import build_content
 from postroom.domain.jobs import ClaimedJob, mark_done
 from postroom.domain.lifecycle import move_where
 from postroom.pipeline import ImportFailed, Retry

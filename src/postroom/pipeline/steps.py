@@ -18,7 +18,7 @@ from typing import Any
 import aiofiles.os
 
 from postroom.clock import utcnow
-from postroom.content import build_content
+from postroom.domain.annotation_content import build_content
 from postroom.domain.jobs import ClaimedJob
 from postroom.pipeline import ImportFailed, Retry
 from postroom.pipeline.pages import Pages, image_pages, pdf_pages

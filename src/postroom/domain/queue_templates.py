@@ -16,6 +16,12 @@ from typing import Any
 PREFIX = "queue_template_"
 
 
+def load_template(name: str) -> dict[str, Any]:
+    """A JSON file `templates/<name>.json` shipped with the package (e.g. `default_schema`)."""
+    text = resources.files("postroom.templates").joinpath(f"{name}.json").read_text("utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True)
 class QueueTemplate:
     name: str

@@ -13,13 +13,10 @@ from postroom.db import tables as t
 from postroom.db.dialect import BOOTSTRAP_LOCK, advisory_lock
 from postroom.db.engine import Database
 from postroom.domain.access import ADMIN
-from postroom.organization import (
-    create_inbox,
-    create_queue,
-    email_prefix_from,
-    insert_returning_id,
-    load_template,
-)
+from postroom.domain.inboxes import create_inbox, email_prefix_from
+from postroom.domain.queue_templates import load_template
+from postroom.domain.queues import insert_queue
+from postroom.domain.resource import insert_returning_id
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ async def bootstrap_if_empty(db: Database, settings: Settings) -> FirstStart | N
         inbox_id = await create_inbox(
             conn, org_id, f"{boot.queue_name} inbox", prefix, settings.smtp.domain
         )
-        queue_id = await create_queue(
+        queue_id = await insert_queue(
             conn,
             org_id,
             name=boot.queue_name,
