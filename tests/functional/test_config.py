@@ -13,7 +13,7 @@ import pytest
 
 from postroom.config import ConfigError, load_settings, render_default_toml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _write(tmp_path: Path, text: str) -> Path:
