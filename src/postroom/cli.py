@@ -201,7 +201,7 @@ async def _queue_create(db: Database, settings: Settings, args: argparse.Namespa
     from postroom.domain.inboxes import create_inbox, email_prefix_from
     from postroom.domain.queue_templates import load_template
     from postroom.domain.queues import insert_queue
-    from postroom.domain.resource import insert_returning_id
+    from postroom.domain.resources import insert_returning_id
 
     name = args.name.strip()
     if not name or len(name) > 255:

@@ -1,4 +1,4 @@
-"""The permission rules of SPEC §3 as one table: role by endpoint → HTTP status, over real HTTP.
+"""The permission rules as one table: role by endpoint → HTTP status, over real HTTP.
 
 Admins and managers see every queue; annotators and viewers only their assigned queue (the
 bootstrap queue here) and get 404 for any other. A visible object without the right to change it

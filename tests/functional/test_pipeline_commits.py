@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postroom.db import tables as t
 from postroom.db.commits import GroupCommit
 from postroom.domain.jobs import LeaseLost
-from tests.conftest import RunningServer
+from tests.conftest import PG_URL, RunningServer
 
 o = t.organizations
 
@@ -57,6 +57,10 @@ async def test_a_failing_unit_does_not_take_the_batch_down(server: RunningServer
     assert calls == ["metadata", "ui_settings"]  # no unit was written a second time
 
 
+@pytest.mark.skipif(
+    bool(PG_URL),
+    reason="PostgreSQL commits each unit in a transaction of its own (it groups WAL flushes itself)",
+)
 async def test_units_queued_together_share_one_transaction(server: RunningServer) -> None:
     """Units queued while nothing is flushing are written by one transaction (they see each
     other's uncommitted changes)."""
@@ -77,3 +81,27 @@ async def test_units_queued_together_share_one_transaction(server: RunningServer
             raise LeaseLost("x")
 
         await committer.run(lost)
+
+
+@pytest.mark.skipif(not PG_URL, reason="the PostgreSQL path of the group commit")
+async def test_on_postgresql_each_unit_commits_alone(server: RunningServer) -> None:
+    """On PostgreSQL a unit's changes are committed when `run` returns, and a failing unit leaves
+    nothing behind while its neighbour commits."""
+    assert server.service.runtime is not None
+    db = server.service.runtime.db
+    committer = GroupCommit(db)
+
+    async def broken(conn: AsyncConnection) -> None:
+        await conn.execute(o.update().where(o.c.id == 1).values(name="half-written"))
+        raise RuntimeError("bad unit")
+
+    async def good(conn: AsyncConnection) -> str:
+        await conn.execute(o.update().where(o.c.id == 1).values(metadata={"pg": 1}))
+        return "ok"
+
+    with pytest.raises(RuntimeError):
+        await committer.run(broken)
+    assert await committer.run(good) == "ok"
+    async with db.reading() as conn:
+        row = (await conn.execute(sa.select(o).where(o.c.id == 1))).one()
+    assert row.metadata == {"pg": 1} and row.name != "half-written"

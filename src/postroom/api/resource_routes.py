@@ -16,7 +16,7 @@ from typing import Any
 
 from postroom.api.listing import envelope, page_request
 from postroom.api.routing import Call, Handler, Routes
-from postroom.domain.resource import EditableResource, Errors, Resource
+from postroom.domain.resources import EditableResource, Errors, Resource
 from postroom.errors import AccessForbidden, NotFound, PostroomError
 
 

@@ -31,7 +31,7 @@ from postroom.domain import review
 from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.annotation_sideloads import sideloads
 from postroom.domain.listing import Filter, Listing, Page, PageRequest, fetch_page
-from postroom.domain.resource import Body, Resource
+from postroom.domain.resources import Body, Resource
 from postroom.errors import BadRequest
 from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
 from postroom.runtime import Runtime

@@ -16,7 +16,7 @@ from postroom.domain.access import ADMIN
 from postroom.domain.inboxes import create_inbox, email_prefix_from
 from postroom.domain.queue_templates import load_template
 from postroom.domain.queues import insert_queue
-from postroom.domain.resource import insert_returning_id
+from postroom.domain.resources import insert_returning_id
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.relations import ids_by_owner
-from postroom.domain.resource import Body, EditableResource
+from postroom.domain.resources import Body, EditableResource
 from postroom.domain.stored_files import StoredBytes, content_disposition, stored_bytes
 from postroom.domain.uploads import visible_by_origin
 from postroom.errors import BadRequest

@@ -18,7 +18,7 @@ from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.domain.access import Actor, require_visible_queue
 from postroom.domain.emails import EMAILS, E, kept_documents
-from postroom.domain.resource import Body
+from postroom.domain.resources import Body
 from postroom.runtime import Runtime
 from postroom.status import AnnotationStatus, EmailType
 

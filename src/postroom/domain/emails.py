@@ -21,7 +21,7 @@ from postroom.clock import iso
 from postroom.db import tables as t
 from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Filter, Listing, apply_filters
-from postroom.domain.resource import Body, EditableResource
+from postroom.domain.resources import Body, EditableResource
 from postroom.domain.stored_files import StoredBytes, stored_bytes
 from postroom.errors import BadRequest
 from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url

@@ -25,7 +25,7 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.relations import ids_by_owner, require_queues
-from postroom.domain.resource import Body, EditableResource, insert_returning_id, sent_fields
+from postroom.domain.resources import Body, EditableResource, insert_returning_id, sent_fields
 from postroom.errors import AccessForbidden, BadRequest
 from postroom.fields import JsonObject, Name, OptionalUrl, Reference, Timestamp, Url
 from postroom.runtime import Runtime

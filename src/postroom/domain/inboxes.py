@@ -26,7 +26,7 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.relations import require_queues, visible_queue_ids_by
-from postroom.domain.resource import Body, EditableResource, insert_returning_id, sent_fields
+from postroom.domain.resources import Body, EditableResource, insert_returning_id, sent_fields
 from postroom.errors import BadRequest
 from postroom.fields import JsonObject, Name, OptionalUrl, Reference, Timestamp, Url
 from postroom.runtime import Runtime

@@ -18,7 +18,7 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.relations import ids_by_owner
-from postroom.domain.resource import Body, EditableResource, Resource, sent_fields
+from postroom.domain.resources import Body, EditableResource, Resource, sent_fields
 from postroom.fields import JsonObject, Name, OptionalUrl, Timestamp, Url
 from postroom.runtime import Runtime
 from postroom.urls import Urls

@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.db import tables as t
-from postroom.domain.resource import Body
+from postroom.domain.resources import Body
 from postroom.durations import format_duration, parse_duration, parse_hms
 from postroom.errors import BadRequest
 from postroom.urls import Urls

@@ -26,7 +26,7 @@ from postroom.domain.queue_bodies import (
 )
 from postroom.domain.queue_templates import QueueTemplate, find_template, template_names
 from postroom.domain.queues import QUEUES, QueueJson, insert_queue
-from postroom.domain.resource import insert_returning_id, require_fields
+from postroom.domain.resources import insert_returning_id, require_fields
 from postroom.errors import BadRequest
 from postroom.runtime import Runtime
 

@@ -26,7 +26,7 @@ from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.queue_bodies import QueueBody, QueueChange, check_engines, default_workspace
 from postroom.domain.relations import ids_by_owner
-from postroom.domain.resource import EditableResource, insert_returning_id
+from postroom.domain.resources import EditableResource, insert_returning_id
 from postroom.errors import BadRequest
 from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
 from postroom.runtime import Runtime

@@ -20,7 +20,7 @@ from postroom.domain import lifecycle
 from postroom.domain.access import Actor, require_visible_queue, visible_queues_clause
 from postroom.domain.purge import purge_annotations
 from postroom.domain.queues import QUEUES
-from postroom.domain.resource import Body
+from postroom.domain.resources import Body
 from postroom.errors import BadRequest, ConflictStatus, NotFound
 from postroom.fields import OptionalUrl, Reference
 from postroom.runtime import Runtime

@@ -22,7 +22,7 @@ from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.queue_templates import find_template, template_names
 from postroom.domain.relations import visible_queue_ids_by
-from postroom.domain.resource import (
+from postroom.domain.resources import (
     Body,
     EditableResource,
     insert_returning_id,

@@ -20,7 +20,7 @@ from postroom.clock import iso
 from postroom.db import tables as t
 from postroom.domain.access import Actor
 from postroom.domain.listing import Listing
-from postroom.domain.resource import Resource
+from postroom.domain.resources import Resource
 from postroom.domain.uploads import visible_by_origin
 from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
 from postroom.status import AnnotationStatus, TaskStatus, TaskType

@@ -18,7 +18,7 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.relations import ids_by_owner
-from postroom.domain.resource import Resource
+from postroom.domain.resources import Resource
 from postroom.fields import OptionalUrl, Timestamp, Url
 from postroom.urls import Urls
 

@@ -29,7 +29,7 @@ from postroom.domain import passwords
 from postroom.domain.access import ADMIN, GROUP_IDS, GROUPS, ROLE_OF_GROUP, Actor
 from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.relations import ids_by_owner, require_queues
-from postroom.domain.resource import (
+from postroom.domain.resources import (
     Body,
     EditableResource,
     check_organization,

@@ -19,7 +19,7 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.relations import visible_queue_ids_by
-from postroom.domain.resource import (
+from postroom.domain.resources import (
     Body,
     EditableResource,
     check_organization,

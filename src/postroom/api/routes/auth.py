@@ -8,7 +8,7 @@ from postroom.api.middleware.auth import presented_token
 from postroom.api.middleware.limits import client_address
 from postroom.api.routing import Call, Routes
 from postroom.domain import auth, users
-from postroom.domain.resource import Body
+from postroom.domain.resources import Body
 from postroom.domain.users import USERS, PasswordChangeBody, UserJson
 from postroom.errors import AuthenticationFailed, BadRequest, NotFound, RateLimited
 
