@@ -25,9 +25,9 @@ PASSWORD = "bench-password-123"
 
 
 async def populate(service: Service, queues: int, annotations: int) -> None:
-    assert service.services is not None
+    assert service.runtime is not None
     now = utcnow()
-    async with service.services.db.transaction() as conn:
+    async with service.runtime.db.transaction() as conn:
         ids = []
         for i in range(queues - 1):
             result = await conn.execute(
@@ -63,15 +63,15 @@ async def main(args: argparse.Namespace) -> None:
 
 
 async def measure(service: Service, requests: int) -> None:
-    assert service.services is not None
-    timer = ListTimer(service.services.db.engine, service.settings.base_url + "/api/v1", PASSWORD)
+    assert service.runtime is not None
+    timer = ListTimer(service.runtime.db.engine, service.settings.base_url + "/api/v1", PASSWORD)
     async with aiohttp.ClientSession() as http:
         headers = await timer.login(http)
         timing = await timer.time(http, headers, "/queues?page_size=100", requests)
     results = timing.body["results"]
     total = sum(sum(q["counts"].values()) for q in results)
     print(
-        f"{service.services.db.engine.dialect.name}: {len(results)} queues/page, "
+        f"{service.runtime.db.engine.dialect.name}: {len(results)} queues/page, "
         f"{total} annotations counted; {timing.summary()}"
     )
 

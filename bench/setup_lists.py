@@ -36,10 +36,10 @@ async def _insert_many(conn: Any, table: sa.Table, rows: list[dict[str, Any]]) -
 
 
 async def populate(service: Service, users: int, queues: int) -> None:
-    assert service.services is not None
+    assert service.runtime is not None
     now = utcnow()
     org = {"organization_id": 1}
-    async with service.services.db.transaction() as conn:
+    async with service.runtime.db.transaction() as conn:
         workspaces = await _insert_many(
             conn, t.workspaces, [{**org, "name": f"w{i}", "created_at": now} for i in range(10)]
         )
@@ -81,9 +81,9 @@ async def populate(service: Service, users: int, queues: int) -> None:
 
 
 async def measure(service: Service, requests: int) -> None:
-    assert service.services is not None
-    dialect = service.services.db.engine.dialect.name
-    timer = ListTimer(service.services.db.engine, service.settings.base_url + "/api/v1", PASSWORD)
+    assert service.runtime is not None
+    dialect = service.runtime.db.engine.dialect.name
+    timer = ListTimer(service.runtime.db.engine, service.settings.base_url + "/api/v1", PASSWORD)
     async with aiohttp.ClientSession() as http:
         headers = await timer.login(http)
         for name in ENDPOINTS:

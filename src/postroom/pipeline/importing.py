@@ -36,14 +36,14 @@ def error_message(text: str) -> dict[str, Any]:
     return {"type": "error", "content": text, "schema_id": None}
 
 
-async def run_import(services: Runtime, job: ClaimedJob) -> None:
-    ctx = await load_context(services, job)
+async def run_import(rt: Runtime, job: ClaimedJob) -> None:
+    ctx = await load_context(rt, job)
     if ctx is None:
         # Deleted, or already moved on (an earlier run committed): nothing left to do.
         async def finish(conn: AsyncConnection) -> None:
             await mark_done(conn, job)
 
-        await group_commit(services.db).run(finish)
+        await group_commit(rt.db).run(finish)
         return
     try:
         for step in STEPS:
@@ -54,12 +54,12 @@ async def run_import(services: Runtime, job: ClaimedJob) -> None:
                 raise
     except ImportFailed as failure:
         metrics.JOB_FAILURES.labels(kind=job.kind, step=failure.step or "import").inc()
-        await record_failure(services, job, ctx, failure.message)
+        await record_failure(rt, job, ctx, failure.message)
         return
-    await record_success(services, job, ctx)
+    await record_success(rt, job, ctx)
 
 
-async def load_context(services: Runtime, job: ClaimedJob) -> ImportContext | None:
+async def load_context(rt: Runtime, job: ClaimedJob) -> ImportContext | None:
     a, d, q, s = t.annotations, t.documents, t.queues, t.schemas
     stmt = (
         sa.select(
@@ -77,16 +77,16 @@ async def load_context(services: Runtime, job: ClaimedJob) -> ImportContext | No
         .join(s, s.c.id == a.c.schema_id)
         .where(a.c.id == job.annotation_id, a.c.status == IMPORTING)
     )
-    async with services.db.reading() as conn:
+    async with rt.db.reading() as conn:
         row = (await conn.execute(stmt)).first()
     if row is None:
         return None
     rir_values = job.payload.get("rir_values")
     return ImportContext(
-        services=services,
+        rt=rt,
         job=job,
         annotation_id=row.id,
-        annotation_url=services.urls.to("annotations", row.id),
+        annotation_url=rt.urls.to("annotations", row.id),
         arrived_at=row.arrived_at,
         upload_id=row.upload_id,
         blob_key=row.s3_name,
@@ -117,20 +117,18 @@ def _content_of(ctx: ImportContext) -> list[dict[str, Any]]:
     )
 
 
-async def record_success(services: Runtime, job: ClaimedJob, ctx: ImportContext) -> None:
+async def record_success(rt: Runtime, job: ClaimedJob, ctx: ImportContext) -> None:
     values = {**_outcome(ctx), "automated": ctx.automated, "messages": [], **ctx.stamps}
-    await _finish(services, job, ctx, ctx.status, values, mime_type=ctx.mime_type)
+    await _finish(rt, job, ctx, ctx.status, values, mime_type=ctx.mime_type)
 
 
-async def record_failure(
-    services: Runtime, job: ClaimedJob, ctx: ImportContext, message: str
-) -> None:
+async def record_failure(rt: Runtime, job: ClaimedJob, ctx: ImportContext, message: str) -> None:
     values = {**_outcome(ctx), "messages": [error_message(message)]}
-    await _finish(services, job, ctx, FAILED_IMPORT, values, reason=message)
+    await _finish(rt, job, ctx, FAILED_IMPORT, values, reason=message)
 
 
 async def _finish(
-    services: Runtime,
+    rt: Runtime,
     job: ClaimedJob,
     ctx: ImportContext,
     target: AnnotationStatus,
@@ -145,7 +143,7 @@ async def _finish(
         if await _leave_importing(conn, ctx.annotation_id, target, values):
             await settle_task(conn, ctx.upload_id)
 
-    await group_commit(services.db).run(write, order=ctx.upload_id or 0)
+    await group_commit(rt.db).run(write, order=ctx.upload_id or 0)
     logs.event(
         log,
         "import finished",
@@ -158,9 +156,7 @@ async def _finish(
     metrics.observe_import_latency(ctx.arrived_at, target)
 
 
-async def give_up_import(
-    conn: AsyncConnection, services: Runtime, job: ClaimedJob, reason: str
-) -> None:
+async def give_up_import(conn: AsyncConnection, rt: Runtime, job: ClaimedJob, reason: str) -> None:
     """After the last attempt (the job is being marked failed in `conn`): the annotation ends
     failed_import, saying why."""
     if job.annotation_id is None:

@@ -33,7 +33,7 @@ MEASURED_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/w
 class ImportContext:
     """What one import knows: the records it starts from, and what the steps found."""
 
-    services: Runtime
+    rt: Runtime
     job: ClaimedJob
     annotation_id: int
     annotation_url: str
@@ -58,7 +58,7 @@ class ImportContext:
         """The document's bytes on disk; ImportFailed when they are gone (purged)."""
         if not self.blob_key:
             raise ImportFailed("The document's file is no longer stored.")
-        path = self.services.blobs.path_of(self.blob_key)
+        path = self.rt.blobs.path_of(self.blob_key)
         try:
             exists = await aiofiles.os.path.exists(path)
         except OSError as exc:

@@ -2,7 +2,7 @@
 at a time, in this process.
 
 One dispatcher claims jobs in a batch as large as the free worker slots (one commit for several
-jobs) and starts a task per job. It sleeps until `services.jobs_available` is set (intake sets it
+jobs) and starts a task per job. It sleeps until `runtime.jobs_available` is set (intake sets it
 after committing new jobs) or `pipeline.poll_interval` passes (jobs of other processes, retries
 coming due, leases expiring). Each run has a time budget below the lease, so a job is never
 still running here after another process may have reclaimed it.
@@ -46,14 +46,14 @@ RUN_BUDGET_OF_LEASE = 0.8
 class WorkerPool:
     def __init__(
         self,
-        services: Runtime,
+        rt: Runtime,
         handlers: Mapping[str, JobHandler] = JOB_HANDLERS,
         *,
         size: int | None = None,
         stop_grace_s: float = STOP_GRACE_S,
     ) -> None:
-        self.services = services
-        self.settings = services.settings.pipeline
+        self.rt = rt
+        self.settings = rt.settings.pipeline
         self.size = self.settings.workers if size is None else size
         self.stop_grace_s = stop_grace_s
         self._claim_batch = max(1, self.size // 2)
@@ -67,7 +67,7 @@ class WorkerPool:
     async def start(self) -> None:
         self.identity.register()
         try:
-            released = await reclaim_dead_local(self.services.db, self.identity)
+            released = await reclaim_dead_local(self.rt.db, self.identity)
         except Exception:  # the database may still be starting: leases cover it later
             log.exception("could not release jobs of dead processes on this host")
         else:
@@ -85,7 +85,7 @@ class WorkerPool:
                 continue
             try:
                 jobs = await claim_jobs(
-                    self.services.db,
+                    self.rt.db,
                     worker=self.worker,
                     kinds=tuple(self.handlers),
                     limit=free,
@@ -101,7 +101,7 @@ class WorkerPool:
                 await self._wait_for_work()
 
     async def _wait_for_work(self) -> None:
-        event = self.services.jobs_available
+        event = self.rt.jobs_available
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), self.settings.poll_interval)
         event.clear()
@@ -121,7 +121,7 @@ class WorkerPool:
             return
         try:
             async with asyncio.timeout(self.settings.lease_s * RUN_BUDGET_OF_LEASE):
-                await handler.run(self.services, job)
+                await handler.run(self.rt, job)
         except Retry as retry:
             await self._retry(job, handler, retry.reason, retry.delay, retry.step or job.kind)
         except LeaseLost:
@@ -155,17 +155,15 @@ class WorkerPool:
             delay,
         )
         try:
-            await schedule_retry(
-                self.services.db, job, delay=min(delay, MAX_RETRY_DELAY_S), error=reason
-            )
+            await schedule_retry(self.rt.db, job, delay=min(delay, MAX_RETRY_DELAY_S), error=reason)
         except Exception:  # the lease expires and the job is claimed again anyway
             log.exception("could not schedule a retry of job %s", job.id)
 
     async def _give_up(self, job: ClaimedJob, handler: JobHandler, reason: str) -> None:
         try:
-            async with self.services.db.transaction() as conn:
+            async with self.rt.db.transaction() as conn:
                 await mark_failed(conn, job, reason)
-                await handler.give_up(conn, self.services, job, reason)
+                await handler.give_up(conn, self.rt, job, reason)
         except LeaseLost:
             log.warning("job %s was reclaimed by another worker before it failed", job.id)
             return
@@ -192,23 +190,23 @@ class WorkerPool:
         if unfinished:
             ids = [job.id for job in unfinished.values()]
             try:
-                released = await release_jobs(self.services.db, self.worker, ids)
+                released = await release_jobs(self.rt.db, self.worker, ids)
             except Exception:  # their leases expire instead
                 log.exception("could not release unfinished jobs %s", ids)
             else:
                 log.info("released %d unfinished job(s) on stop", released)
-        await group_commit(self.services.db).drain()
+        await group_commit(self.rt.db).drain()
         self.identity.unregister()
 
 
-async def start_workers(services: Runtime) -> Callable[[], Awaitable[None]]:
+async def start_workers(rt: Runtime) -> Callable[[], Awaitable[None]]:
     """Start this process's pipeline workers; returns the function that stops them."""
-    if services.settings.pipeline.workers == 0:
+    if rt.settings.pipeline.workers == 0:
 
         async def nothing_to_stop() -> None:
             return None
 
         return nothing_to_stop
-    pool = WorkerPool(services)
+    pool = WorkerPool(rt)
     await pool.start()
     return pool.stop
