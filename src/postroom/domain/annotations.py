@@ -28,7 +28,7 @@ from typing_extensions import TypedDict
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
 from postroom.domain import review
-from postroom.domain.access import Actor, visible_queues_clause
+from postroom.domain.access import Actor
 from postroom.domain.annotation_sideloads import sideloads
 from postroom.domain.listing import Filter, Listing, Page, PageRequest, fetch_page
 from postroom.domain.resources import Body, Resource
@@ -287,12 +287,8 @@ _FIELDS = [column for column in a.c if column.name != "content"]
 class Annotations(Resource[AnnotationJson]):
     noun = "Annotation"
     table = a
+    queue_column = "queue_id"
     listing = LISTING
-
-    def visible(self, who: Actor) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            a.c.organization_id == who.organization_id, visible_queues_clause(who, a.c.queue_id)
-        )
 
     def select(self, who: Actor) -> sa.Select[Any]:
         return sa.select(*_FIELDS).where(self.visible(who))

@@ -19,7 +19,7 @@ from typing_extensions import TypedDict
 
 from postroom.clock import iso
 from postroom.db import tables as t
-from postroom.domain.access import Actor, visible_queues_clause
+from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing, apply_filters
 from postroom.domain.resources import Body, EditableResource
 from postroom.domain.stored_files import StoredBytes, stored_bytes
@@ -299,6 +299,7 @@ def _patch_values(urls: Urls, sent: Mapping[str, Any]) -> dict[str, Any]:
 class Emails(EditableResource[EmailJson, EmailPatch]):
     noun = "Email"
     table = e
+    queue_column = "queue_id"
     body = EmailPatch
     listing = Listing(
         filters=(
@@ -330,11 +331,6 @@ class Emails(EditableResource[EmailJson, EmailPatch]):
         },
         default=(E.id,),
     )
-
-    def visible(self, who: Actor) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            E.organization_id == who.organization_id, visible_queues_clause(who, E.queue_id)
-        )
 
     def check_writer(self, who: Actor) -> None:
         who.require_annotator()

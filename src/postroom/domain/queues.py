@@ -22,7 +22,7 @@ from typing_extensions import TypedDict
 
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
-from postroom.domain.access import Actor, visible_queues_clause
+from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.queue_bodies import QueueBody, QueueChange, check_engines, default_workspace
 from postroom.domain.relations import ids_by_owner
@@ -273,14 +273,10 @@ async def insert_queue(
 class Queues(EditableResource[QueueJson, QueueBody]):
     noun = "Queue"
     table = q
+    queue_column = "id"
     body = QueueBody
     required = ("name", "schema_")
     listing = LISTING
-
-    def visible(self, who: Actor) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            q.c.organization_id == who.organization_id, visible_queues_clause(who, q.c.id)
-        )
 
     async def render(
         self, conn: AsyncConnection, urls: Urls, who: Actor, rows: Sequence[Any]

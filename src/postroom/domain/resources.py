@@ -29,7 +29,7 @@ import pydantic
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postroom.domain.access import Actor
+from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Listing, Page, PageRequest, fetch_page
 from postroom.errors import BadRequest, ConcurrentChange, Conflict, NotFound, PostroomError
 from postroom.runtime import Runtime
@@ -80,13 +80,21 @@ class Resource(Generic[J]):
     table: ClassVar[sa.Table]
     listing: ClassVar[Listing]
     read_errors: ClassVar[Errors] = ()  # what `check_reader` raises
+    # The column naming a row's queue: annotators and viewers then see only their queues' rows.
+    queue_column: ClassVar[str | None] = None
 
     def check_reader(self, who: Actor) -> None:
         """Raise when the actor may read none of the collection (by default everyone may)."""
 
     def visible(self, who: Actor) -> sa.ColumnElement[bool]:
-        """The rows the actor may see; by default those of their organization."""
-        return self.table.c.organization_id == who.organization_id
+        """The rows the actor may see: those of their organization, and of a queue they may see
+        when the rows belong to queues (`queue_column`)."""
+        same_organization = self.table.c.organization_id == who.organization_id
+        if self.queue_column is None:
+            return same_organization
+        return sa.and_(
+            same_organization, visible_queues_clause(who, self.table.c[self.queue_column])
+        )
 
     def select(self, who: Actor) -> sa.Select[Any]:
         return sa.select(self.table).where(self.visible(who))

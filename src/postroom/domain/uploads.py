@@ -94,6 +94,7 @@ def visible_by_origin(who: Actor, table: sa.Table) -> sa.ColumnElement[bool]:
 class Uploads(Resource[UploadJson]):
     noun = "Upload"
     table = u
+    queue_column = "queue_id"
     listing = Listing(
         filters=(
             Filter("id", u.c.id),
@@ -106,11 +107,6 @@ class Uploads(Resource[UploadJson]):
         ordering={"id": u.c.id, "created_at": u.c.created_at},
         default=(u.c.id,),
     )
-
-    def visible(self, who: Actor) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            u.c.organization_id == who.organization_id, visible_queues_clause(who, u.c.queue_id)
-        )
 
     async def render(
         self, conn: AsyncConnection, urls: Urls, who: Actor, rows: Sequence[Any]
