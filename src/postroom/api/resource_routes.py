@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from postroom.api.listing import envelope, page_request
+from postroom.api.pagination import envelope, page_request
 from postroom.api.routing import Call, Handler, Routes
 from postroom.domain.resources import EditableResource, Errors, Resource
 from postroom.errors import AccessForbidden, NotFound, PostroomError

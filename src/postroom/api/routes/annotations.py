@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from postroom.api.listing import envelope, page_request
+from postroom.api.pagination import envelope, page_request
 from postroom.api.routing import Call, Param, Routes
 from postroom.domain.annotations import (
     LISTING,

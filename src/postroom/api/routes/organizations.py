@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from postroom.api.listing import envelope, page_request
+from postroom.api.pagination import envelope, page_request
 from postroom.api.resource_routes import resource_routes
 from postroom.api.routing import Call, Routes
 from postroom.domain import groups

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from postroom.api.listing import page_request, pagination
+from postroom.api.pagination import page_request, pagination
 from postroom.api.routing import Call, Download, Param, Routes
 from postroom.domain.annotations import LISTING
 from postroom.errors import AccessForbidden, NotFound
