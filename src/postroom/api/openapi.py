@@ -93,6 +93,15 @@ class SchemaBook:
             self.schemas[name] = schema
         return {"$ref": _REF.format(model=name)}
 
+    def partial(self, shape: Any) -> dict[str, str]:
+        """The shape with every property optional: what an answer trimmed by `fields` is."""
+        full = _REF.format(model="")
+        name = self.ref(shape)["$ref"].removeprefix(full) + "Fields"
+        if name not in self.schemas:
+            whole = self.schemas[name.removesuffix("Fields")]
+            self.schemas[name] = {k: v for k, v in whole.items() if k != "required"}
+        return {"$ref": _REF.format(model=name)}
+
 
 def _template(path: str) -> str:
     return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
@@ -177,7 +186,22 @@ def _request_body(endpoint: Endpoint, book: SchemaBook) -> dict[str, Any] | None
     return {"required": False, "content": content}
 
 
-def _answer(shape: Any, description: str, book: SchemaBook, listing: Listing | None) -> Any:
+def _download_schema(media_type: str) -> dict[str, Any]:
+    """Bytes, but for `*/*` (anything, JSON included) and JSON media (an object)."""
+    if media_type == "*/*":
+        return {}
+    if media_type.endswith("json"):
+        return {"type": "object"}
+    return {"type": "string", "format": "binary"}
+
+
+def _answer(
+    shape: Any,
+    description: str,
+    book: SchemaBook,
+    listing: Listing | None,
+    trimmed: bool = False,
+) -> Any:
     if shape is None:
         return {"description": description}
     if isinstance(shape, Redirect):
@@ -186,9 +210,9 @@ def _answer(shape: Any, description: str, book: SchemaBook, listing: Listing | N
             "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
         }
     if isinstance(shape, Download):
-        media = {m: {"schema": {"type": "string", "format": "binary"}} for m in shape.media_types}
+        media = {m: {"schema": _download_schema(m)} for m in shape.media_types}
         return {"description": shape.description, "content": media}
-    schema: dict[str, Any] = book.ref(shape)
+    schema: dict[str, Any] = book.partial(shape) if trimmed else book.ref(shape)
     if listing is not None:
         schema = {
             "type": "object",
@@ -241,7 +265,13 @@ def _operation(endpoint: Endpoint, book: SchemaBook, op_ids: set[str]) -> dict[s
     segments = [s for s in template.split("/") if s and not s.startswith("{")]
     tag = segments[2] if segments[:2] == ["api", "v1"] and len(segments) > 2 else segments[0]
     responses = {
-        str(endpoint.status): _answer(endpoint.response, "Success.", book, endpoint.listing)
+        str(endpoint.status): _answer(
+            endpoint.response,
+            "Success.",
+            book,
+            endpoint.listing,
+            trimmed=any(param.name in ("fields", "fields!") for param in endpoint.query),
+        )
     }
     for status, shape in endpoint.also.items():
         responses[str(status)] = _answer(shape, "Success.", book, None)
