@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ADMIN_USER, Api
+from tests.queue_support import new_queue
 from tests.uploader_support import (
     CountingRelay,
     credentials,
@@ -171,8 +172,20 @@ async def test_resume_sends_nothing_already_uploaded(
         str(folder), "--queue", "1", "--resume", "--json", *credentials(server)
     )
     assert code == 0, out + err
-    assert json.loads(out)["counts"] == {"already_uploaded": 7}
+    report = json.loads(out)
+    assert report["counts"] == {"already_uploaded": 7}
+    assert all(f["annotation"] for f in report["files"])
     assert await upload_count(admin) == 7
+
+    # The same bytes in another queue are not "already uploaded" there.
+    other = (await new_queue(admin))["id"]
+    code, out, err = await run_upload(
+        str(folder), "--queue", str(other), "--resume", "--json", *credentials(server)
+    )
+    assert code == 0, out + err
+    assert json.loads(out)["counts"] == {"uploaded": 7}
+    _, body = await admin.get(f"/uploads?queue={other}&page_size=1", expect=200)
+    assert body["pagination"]["total"] == 7
 
 
 async def test_include_and_exclude_globs_choose_files_in_folders(

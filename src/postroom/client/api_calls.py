@@ -15,8 +15,9 @@ import asyncio
 import io
 import json
 import random
+import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from postroom.client.outcomes import ALREADY, UPLOADED, Outcome, Stop, refused, 
 RETRYABLE = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF = 30.0
 LIST_BATCH = 100  # the API's largest page_size
+_DOCUMENT_URL = re.compile(r"(https?://\S+/documents/(\d+))")
 
 
 def _retry_delay(attempt: int, response: aiohttp.ClientResponse | None) -> float:
@@ -110,6 +112,21 @@ class Client:
         if state != "active":
             raise refused(f"queue {queue} does not accept documents while its status is {state}")
         return body
+
+    async def identical_in_queue(self, refusal: str, queue: int) -> tuple[str, str] | None:
+        """(annotation, document) URLs when the document a `reject_identical` refusal names
+        has an annotation in `queue`; None when it belongs elsewhere (or cannot be told)."""
+        found = _DOCUMENT_URL.search(refusal)
+        if found is None:
+            return None
+        query = f"?document={found.group(2)}&queue={queue}&page_size=1"
+        status, body = await self.request("GET", "/api/v1/annotations" + query)
+        if status == 0:
+            raise self.unreachable(body)
+        rows = body.get("results") if status == 200 and isinstance(body, dict) else None
+        if not rows or not isinstance(rows[0], dict):
+            return None
+        return str(rows[0].get("url")), found.group(1)
 
     async def annotation_states(
         self, ids: Iterable[str]
@@ -218,6 +235,13 @@ async def upload_file(
         return _form(outcome.path, target.metadata, target.values, counted)
 
     status, body = await client.request("POST", target.path, make_data=make_data)
+    if status == 409 and target.reject_identical and _code_of(body) == "conflict":
+        existing = await client.identical_in_queue(detail_of(body), target.queue)
+        if existing is not None:
+            outcome.annotation_url, outcome.document_url = existing
+        else:  # the same bytes went to another queue: this one still needs them
+            target = replace(target, reject_identical=False)
+            status, body = await client.request("POST", target.path, make_data=make_data)
     try:
         _judge(client, outcome, target, status, body)
     finally:
@@ -242,7 +266,8 @@ def _judge(client: Client, outcome: Outcome, target: UploadTarget, status: int, 
     if status == 409 and code == "conflict_status":
         raise refused(f"queue {target.queue}: {detail}")
     if status == 409 and target.reject_identical:
-        outcome.result, outcome.ok, outcome.detail = ALREADY, True, detail
+        outcome.result, outcome.ok = ALREADY, True
+        outcome.detail = "the server has these bytes under this name already"
     elif status == 413:
         outcome.result, outcome.detail = "skipped", f"server limit: {detail}"
     else:
