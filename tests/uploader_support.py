@@ -80,7 +80,7 @@ async def requests_counted(http: aiohttp.ClientSession, base: str) -> dict[tuple
 class CountingRelay:
     """A plain HTTP relay in front of the server that counts upload requests in flight.
 
-    Each upload is held until `hold` are in flight (or a second passes), so that a client
+    Each upload is held until `hold` are in flight (or five seconds pass), so that a client
     sending several at once is seen doing so without depending on timing."""
 
     def __init__(self, target: str, hold: int) -> None:
@@ -116,7 +116,7 @@ class CountingRelay:
                 self.changed.notify_all()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(
-                        self.changed.wait_for(lambda: self.in_flight >= self.hold), 1.0
+                        self.changed.wait_for(lambda: self.in_flight >= self.hold), 5.0
                     )
         try:
             dropped = ("host", "content-length", "transfer-encoding")

@@ -73,6 +73,14 @@ class Run:
                 f"{size_text(outcome.size)} is over the {size_text(self.options.max_bytes)} limit"
             )
             return False
+        try:
+            return await self._send_file(outcome)
+        except OSError as exc:  # the file went away or cannot be read any more
+            outcome.result, outcome.ok = "failed", False
+            outcome.detail = f"cannot read the file: {exc.strerror or exc}"
+            return False
+
+    async def _send_file(self, outcome: Outcome) -> bool:
         outcome.sha256 = await asyncio.to_thread(sha256_of, outcome.path)
         known = self.state.find(outcome.sha256) if self.options.resume else None
         if known is not None:
