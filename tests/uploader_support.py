@@ -35,6 +35,36 @@ async def run_upload(*args: str, env: dict[str, str] | None = None) -> tuple[int
     return proc.returncode, out.decode(), err.decode()
 
 
+async def run_upload_on_pty(*args: str) -> tuple[int, str, str]:
+    """Like `run_upload`, with stderr on a pseudo-terminal: (exit code, stdout, what the
+    terminal showed)."""
+    controller, terminal = os.openpty()
+    shown = bytearray()
+    loop = asyncio.get_running_loop()
+
+    def drain() -> None:
+        try:
+            shown.extend(os.read(controller, 65536))
+        except OSError:  # the other side closed
+            loop.remove_reader(controller)
+
+    loop.add_reader(controller, drain)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "postroom", "upload", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=terminal, stdin=asyncio.subprocess.DEVNULL,
+            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+        )  # fmt: skip
+        os.close(terminal)
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=300)
+        await asyncio.sleep(0.2)  # the last bytes on the terminal
+    finally:
+        loop.remove_reader(controller)
+        os.close(controller)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), shown.decode(errors="replace")
+
+
 def make_invoices(folder: Path, count: int) -> list[Path]:
     """Small text invoices spread over nested folders, plus a hidden file that must be skipped."""
     paths = []

@@ -1,13 +1,14 @@
 """The progress of `postroom upload` on stderr: files, bytes, rate and ETA while uploading, then a
 live count of annotations by status while `--wait` follows them.
 
-On a terminal it is a `rich` display redrawn in place; otherwise (a pipe, a log file, CI) plain
-lines, at most one every few seconds plus a final one, so logs stay readable. Lines about single
-files (skipped, failed) are printed above the display in both cases.
+On a terminal it is a `rich` display redrawn in place; otherwise (a pipe, a log file, CI, a
+`TERM=dumb` terminal) plain lines, at most one every few seconds plus a final one, so logs stay
+readable. Lines about single files (skipped, failed) are printed above the display in both cases.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -59,7 +60,9 @@ class Progress:
         self.total_files, self.total_bytes = total_files, total_bytes
         self.files = self.bytes = self.failed = 0
         self.stream, self.quiet = stream, quiet
-        self.tty = stream.isatty() if tty is None else tty
+        if tty is None:
+            tty = stream.isatty() and os.environ.get("TERM", "") != "dumb"
+        self.tty = tty
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self._last = 0.0
