@@ -26,8 +26,9 @@ stops the run with one line. Progress goes to stderr (a live display on a termin
 lines otherwise); a table, or --json, to stdout.
 
 Every file accepted is recorded (by sha256, per server and queue) in a small state file, so
-that --resume sends only what is not there yet; --resume also asks the server to refuse a
-file whose bytes and name it already has (`reject_identical`), counted as already uploaded.
+that --resume sends only what is not there yet. --resume also asks the server to refuse a
+file whose bytes and name it already has (`reject_identical`): already uploaded when that
+copy is in this queue, sent anyway when it is in another one.
 """
 
 
