@@ -3,54 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, Api
+from tests.uploader_support import annotation_count, credentials, make_invoices, run_upload
 
 
-async def run_upload(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run `python -m postroom upload ...` without blocking the loop the server runs on."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "postroom",
-        "upload",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def make_invoices(folder: Path, count: int) -> list[Path]:
-    """Small text invoices spread over nested folders, plus a hidden file that must be skipped."""
-    paths = []
-    for i in range(count):
-        sub = folder / f"batch-{i % 3}" / ("deep" if i % 2 else "")
-        sub.mkdir(parents=True, exist_ok=True)
-        path = sub / f"invoice-{i:03d}.txt"
-        path.write_text(f"Invoice {i}\nTotal: {i * 10} EUR\n")
-        paths.append(path)
-    (folder / ".DS_Store").write_bytes(b"\x00\x01hidden")
-    return paths
-
-
-def credentials(server: Any) -> list[str]:
-    return ["--url", server.api_url, "--user", ADMIN_USER, "--password", ADMIN_PASSWORD]
-
-
-async def annotation_count(admin: Api) -> int:
-    _, body = await admin.get("/annotations?queue=1&page_size=1", expect=200)
-    return int(body["pagination"]["total"])
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The uploader's state file goes under the test's own folder, not ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.mark.slow
@@ -181,14 +146,14 @@ async def test_bad_command_lines_exit_2(tmp_path: Path, args: list[str], message
     assert message in err
 
 
-async def test_wrong_password_and_missing_path_exit_2(server: Any, tmp_path: Path) -> None:
-    """A refused login and a path that does not exist are reported clearly with exit code 2."""
+async def test_wrong_password_exits_3_and_missing_path_exits_2(server: Any, tmp_path: Path) -> None:
+    """A refused login stops with exit code 3; a path that does not exist is a usage error (2)."""
     path = tmp_path / "x.txt"
     path.write_text("x")
     code, _, err = await run_upload(
         str(path), "--queue", "1", "--url", server.base, "--user", ADMIN_USER, "--password", "no"
     )
-    assert code == 2 and "login failed (401)" in err
+    assert code == 3 and "login refused for user 'admin' (HTTP 401)" in err
     code, _, err = await run_upload(
         str(tmp_path / "missing"), "--queue", "1", "--url", server.base, "--token", "t"
     )
