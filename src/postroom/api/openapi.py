@@ -190,7 +190,7 @@ def _download_schema(media_type: str) -> dict[str, Any]:
     """Bytes, but for `*/*` (anything, JSON included) and JSON media (an object)."""
     if media_type == "*/*":
         return {}
-    if media_type.endswith("json"):
+    if media_type.split(";", 1)[0].strip().endswith("json"):
         return {"type": "object"}
     return {"type": "string", "format": "binary"}
 
