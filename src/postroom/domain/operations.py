@@ -25,6 +25,7 @@ from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.domain import jobs, lifecycle
 from postroom.domain.access import Actor, visible_queues_clause
+from postroom.domain.documents import DOCUMENTS
 from postroom.domain.listing import Filter, Listing, Page, PageRequest, fetch_page
 from postroom.errors import ConflictStatus
 from postroom.runtime import Runtime
@@ -237,3 +238,19 @@ async def _retry_import(conn: AsyncConnection, who: Actor, annotation_id: int) -
         values={"messages": []},
     )
     await jobs.enqueue(conn, JobKind.IMPORT, annotation_id, payload)
+
+
+async def document_detail(rt: Runtime, who: Actor, document_id: int) -> dict[str, Any]:
+    """A document the actor sees (404 otherwise): its row, where it came from, its annotations."""
+    async with rt.db.reading() as conn:
+        row = await DOCUMENTS.load(conn, who, document_id)
+        annotations = await conn.execute(
+            sa.select(
+                a.id, a.status, a.messages, a.page_count, a.modified_at, q.name.label("queue")
+            )
+            .join(t.queues, q.id == a.queue_id)
+            .where(a.document_id == document_id)
+            .order_by(a.id)
+        )
+        found = [{**r._mapping, "reason": _reason(r.messages)} for r in annotations]
+    return {"document": dict(row._mapping), "annotations": found}
