@@ -8,6 +8,7 @@ drives Debian's Chromium with Playwright and writes one PNG per page (docs/scree
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import shutil
@@ -54,11 +55,10 @@ def send_mail(port: int, to: str, sender: str, files: list[tuple[str, bytes, str
     for name, data, mime in files:
         main, sub = mime.split("/")
         msg.add_attachment(data, maintype=main, subtype=sub, filename=name)
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-        try:
-            client.send_message(msg)
-        except smtplib.SMTPRecipientsRefused:
-            pass  # the refused one is part of the picture
+    # The refused one is part of the picture too.
+    refused = contextlib.suppress(smtplib.SMTPRecipientsRefused)
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client, refused:
+        client.send_message(msg)
 
 
 async def feed(base: str, smtp_port: int) -> None:
@@ -73,7 +73,14 @@ async def feed(base: str, smtp_port: int) -> None:
             inbox = (await response.json())["email"]
         mails = [
             (inbox, "billing@supplier.example", [("INV-2026-0042.pdf", pdf(2), "application/pdf")]),
-            (inbox, "ap@acme.example", [("scan.pdf", pdf(), "application/pdf"), ("logo.exe", b"MZ" * 40, "application/octet-stream")]),
+            (
+                inbox,
+                "ap@acme.example",
+                [
+                    ("scan.pdf", pdf(), "application/pdf"),
+                    ("logo.exe", b"MZ" * 40, "application/octet-stream"),
+                ],
+            ),
             ("sales@unknown.example", "spam@bulk.example", []),
         ]
         for to, sender, files in mails:
@@ -123,7 +130,6 @@ async def shoot(base: str, out: Path) -> None:
 
 
 async def main(out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as data_dir:
         settings = load_settings(
             None,
@@ -148,4 +154,6 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screens")))
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screens")
+    target.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(target))

@@ -269,3 +269,46 @@ async def test_console_pages_page_and_filter(server: RunningServer, admin: Api) 
         assert status == 400
         status, page, _ = await browser.get("/documents/999999")
         assert status == 404
+
+
+def _mail_too_large(port: int) -> tuple[int, bytes]:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo("sender.example")
+        return client.mail("big@example.com", ["SIZE=99999999999"])
+
+
+async def test_mail_refused_at_mail_from_is_logged(server: RunningServer) -> None:
+    """A MAIL refused for its declared size ends the transaction: logged with the 552."""
+    assert server.smtp_port is not None
+    code, _ = await asyncio.to_thread(_mail_too_large, server.smtp_port)
+    assert code == 552
+    async with asyncio.timeout(10):
+        while True:
+            rows = await mail_log_rows(server)
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+    [row] = rows
+    assert (row.reply_code, row.mail_from, row.helo) == (552, "big@example.com", "sender.example")
+    assert row.size == 99999999999 and row.recipients == []
+
+
+async def test_a_mail_log_that_cannot_be_written_never_breaks_delivery(
+    server: RunningServer, admin: Api
+) -> None:
+    """With the mail log table gone, mail is still accepted (250) and stored."""
+    import sqlalchemy as sa
+
+    assert server.smtp_port is not None
+    rt = server.service.runtime
+    assert rt is not None
+    async with rt.db.transaction() as conn:
+        await conn.execute(sa.text("DROP TABLE mail_log"))
+    to = await inbox_address(server)
+    msg = message(to, attachments=[("still.pdf", make_pdf(), "application/pdf")])
+    refused = await asyncio.to_thread(send_with_smtplib, server.smtp_port, msg)
+    assert refused == {}
+    _, emails = await admin.get("/emails")
+    assert emails["pagination"]["total"] == 1
