@@ -33,7 +33,7 @@ def hourly_bars(counts: list[int], now: datetime) -> Chart:
     first = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=len(counts) - 1)
     bars = []
     for n, count in enumerate(counts):
-        height = 0.0 if peak == 0 else max(1.0, (HEIGHT - 1) * count / peak)
+        height = 0.0 if count == 0 else max(1.0, (HEIGHT - 1) * count / peak)
         start = first + timedelta(hours=n)
         bars.append(
             Bar(
