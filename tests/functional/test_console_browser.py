@@ -36,7 +36,6 @@ async def _reload_until(page: Any, text: str, within: float = 30.0) -> None:
             await page.reload()
 
 
-@requires_chromium
 async def test_operator_sees_mail_and_uploads_and_retries_a_failed_import(
     server: RunningServer, admin: Api
 ) -> None:
@@ -89,7 +88,6 @@ async def test_operator_sees_mail_and_uploads_and_retries_a_failed_import(
         assert "/login?next=" in page.url
 
 
-@requires_chromium
 async def test_bulk_retry_selects_rows_with_the_page_script(
     server: RunningServer, admin: Api
 ) -> None:
