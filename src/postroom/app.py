@@ -21,6 +21,7 @@ from aiohttp import web
 
 from postroom.api.server import build_app
 from postroom.config import Settings
+from postroom.console import install as install_console
 from postroom.db.engine import Database
 from postroom.db.migrate import apply_migrations
 from postroom.domain.bootstrap import FirstStart, bootstrap_if_empty
@@ -79,8 +80,10 @@ class Service:
         listener = await start_smtp(intake)
         self.smtp_port = listener.port
         self._stops.append(listener.stop)
+        app = build_app(rt, intake)
+        install_console(app, rt)
         self._runner = web.AppRunner(
-            build_app(rt, intake),
+            app,
             handle_signals=False,
             access_log=None,
             shutdown_timeout=settings.http.shutdown_timeout,

@@ -112,7 +112,8 @@ TRANSITIONS: Mapping[AnnotationStatus, frozenset[AnnotationStatus]] = {
     A.IMPORTING: frozenset(
         {A.TO_REVIEW, A.FAILED_IMPORT, A.SPLIT, A.CONFIRMED, A.EXPORTING, A.EXPORTED, A.DELETED}
     ),
-    A.FAILED_IMPORT: frozenset({A.DELETED, A.PURGED}),
+    # failed_import → importing: an operator's retry (a new import job), never a client PATCH.
+    A.FAILED_IMPORT: frozenset({A.IMPORTING, A.DELETED, A.PURGED}),
     A.SPLIT: frozenset({A.DELETED, A.PURGED}),
     A.TO_REVIEW: frozenset(
         _REVIEWABLE - {A.TO_REVIEW} | {A.REVIEWING, A.IN_WORKFLOW, A.SPLIT, A.DELETED, A.PURGED}

@@ -35,6 +35,7 @@ def test_purged_is_terminal_and_reachable_from_every_settled_state() -> None:
         (A.EXPORTED, A.TO_REVIEW, False),
         (A.DELETED, A.TO_REVIEW, True),  # restore until purged
         (A.FAILED_IMPORT, A.TO_REVIEW, False),
+        (A.FAILED_IMPORT, A.IMPORTING, True),  # an operator's retry
         (A.CREATED, A.TO_REVIEW, False),  # only an import reaches to_review
     ],
 )

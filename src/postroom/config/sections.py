@@ -139,6 +139,12 @@ class AuthSettings:
     basic_cache_s: int = setting(
         300, "Seconds a verified Basic credential is remembered (0 disables).", minimum=0
     )
+    console_session_s: int = setting(
+        28800,
+        "Lifetime of an operator console login (capped by token_lifetime_s).",
+        minimum=60,
+        maximum=583200,
+    )
 
 
 @dataclass(frozen=True)

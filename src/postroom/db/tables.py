@@ -366,3 +366,29 @@ duty_leases = sa.Table(
     sa.Column("holder", sa.String(64), nullable=False),
     _ts("lease_until", nullable=False),
 )
+
+# One row per SMTP transaction (MAIL … DATA, or refused on the way): what the sender was answered.
+# Written after the reply by the SMTP edge, detached from the delivery (a lost row never loses
+# mail); read by the operator console's mail log.
+mail_log = sa.Table(
+    "mail_log",
+    metadata,
+    _id(),
+    _ts("started_at", nullable=False),
+    _ts("finished_at", nullable=False),
+    sa.Column("client_address", sa.String(64), nullable=False, default=""),
+    sa.Column("helo", sa.String(255), nullable=False, default=""),
+    sa.Column("mail_from", sa.String(512), nullable=False, default=""),
+    # [{"address", "reply"}]: every RCPT, with the reply it got.
+    _json("recipients", default=list),
+    sa.Column("size", sa.BigInteger),
+    sa.Column("reply_code", sa.Integer),
+    sa.Column("reply_text", sa.String(512), nullable=False, default=""),
+    # The first accepted recipient's queue (null when none was accepted).
+    _fk("queue_id", "queues.id"),
+    _json("email_ids", default=list),
+    # [{"name", "kept", "status"}]: each file of the message, kept (status: why without an
+    # annotation) or dropped (status: why).
+    _json("files", default=list),
+    sa.Index("ix_mail_log_started_at", "started_at"),
+)

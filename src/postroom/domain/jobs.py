@@ -190,6 +190,37 @@ async def reclaim_dead_local(db: Database, me: WorkerIdentity) -> int:
     return int(result.rowcount)
 
 
+async def enqueue(
+    conn: AsyncConnection, kind: str, annotation_id: int, payload: dict[str, Any]
+) -> None:
+    """One queued job, due now (the caller wakes the workers after the commit)."""
+    now = utcnow()
+    await conn.execute(
+        t.jobs.insert().values(
+            kind=kind,
+            annotation_id=annotation_id,
+            payload=payload,
+            status=QUEUED,
+            attempts=0,
+            run_after=now,
+            created_at=now,
+        )
+    )
+
+
+async def last_payload(conn: AsyncConnection, kind: str, annotation_id: int) -> dict[str, Any]:
+    """The payload of the annotation's latest job of `kind` ({} when none is left)."""
+    j = t.jobs.c
+    found = await conn.execute(
+        sa.select(j.payload)
+        .where(j.annotation_id == annotation_id, j.kind == kind)
+        .order_by(j.id.desc())
+        .limit(1)
+    )
+    payload = found.scalar_one_or_none()
+    return payload if isinstance(payload, dict) else {}
+
+
 async def purge_finished_jobs(db: Database, older_than: datetime) -> int:
     """Delete done/failed jobs finished before `older_than` (for a background duty)."""
     j = t.jobs.c

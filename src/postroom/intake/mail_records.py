@@ -61,6 +61,9 @@ class Delivered:
     task_ids: list[int] = field(default_factory=list)
     # Emails already stored from an earlier copy of the same message (a resend).
     duplicate_ids: list[int] = field(default_factory=list)
+    # Each file of the message for the mail log: {"name", "kept", "status"} (why it has no
+    # annotation, or why it was dropped).
+    files: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from postroom.domain.tasks import TaskUrlJson
 from postroom.intake import mail_import
 from postroom.intake.accept import insert_task
 from postroom.intake.mail import ByteBudget, count_delivery, durable_parts
+from postroom.intake.mail_journal import MailJournal, file_summary
 from postroom.intake.mail_records import Delivered, IncomingMail, Message, write_mail
 from postroom.intake.notify import Notifier
 from postroom.intake.parts import Body
@@ -42,6 +43,7 @@ class Intake:
     def __init__(self, rt: Runtime, notifier: Notifier) -> None:
         self.rt = rt
         self.notifier = notifier
+        self.journal = MailJournal(rt)
         # Several large messages in flight parse a few at a time: memory stays under this.
         self.budget = ByteBudget(max(3 * rt.settings.smtp.max_message_bytes, 64 << 20))
 
@@ -119,6 +121,7 @@ class Intake:
         delivered, notices = await group_commit(self.rt.db).run(
             lambda conn: write_mail(conn, message, relay)
         )
+        delivered.files = file_summary(kept, parsed.skipped)
         self.rt.jobs_available.set()
         for notice in notices:
             self.notifier.schedule(notice)

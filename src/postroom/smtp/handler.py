@@ -16,12 +16,15 @@ module only maps their outcomes to replies. `MailEnvelope` is the envelope the h
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from postroom import logs, metrics
-from postroom.intake.mail_records import IncomingMail, RawMessage
+from postroom.clock import utcnow
+from postroom.domain.mail_log import MailLogEntry
+from postroom.intake.mail_records import Delivered, IncomingMail, RawMessage
 from postroom.intake.recipients import Target
 from postroom.intake.service import Intake
 from postroom.smtp import replies
@@ -44,6 +47,11 @@ class MailEnvelope(Envelope):
     def __init__(self) -> None:
         super().__init__()
         self.targets: list[Target] = []
+        # For the mail log: when MAIL was accepted, every RCPT with its reply, the outcome.
+        self.started_at: datetime | None = None
+        self.recipients: list[dict[str, str]] = []
+        self.delivered: Delivered | None = None
+        self.journaled = False
 
 
 class InboxHandler:
@@ -82,10 +90,11 @@ class InboxHandler:
             return replies.BAD_SIZE_PARAM
         if isinstance(size, int) and size > self.max_bytes:
             metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="too_large").inc()
-            return replies.SIZE_EXCEEDED
+            return self._refused_mail(session, address, replies.SIZE_EXCEEDED, size)
         if not self.rate_limits.smtp_message_allowed(peer_address(session.peer)):
             metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="rate_limited").inc()
-            return replies.RATE_LIMITED_MESSAGES
+            return self._refused_mail(session, address, replies.RATE_LIMITED_MESSAGES, size)
+        envelope.started_at = utcnow()
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return replies.SENDER_OK
@@ -97,6 +106,14 @@ class InboxHandler:
         envelope: MailEnvelope,
         address: str,
         rcpt_options: list[str],
+    ) -> str:
+        reply = await self._recipient(envelope, address, rcpt_options)
+        if len(envelope.recipients) < MAX_RECIPIENTS:
+            envelope.recipients.append({"address": address, "reply": reply})
+        return reply
+
+    async def _recipient(
+        self, envelope: MailEnvelope, address: str, rcpt_options: list[str]
     ) -> str:
         if len(envelope.targets) >= MAX_RECIPIENTS:
             return replies.TOO_MANY_RECIPIENTS
@@ -139,6 +156,7 @@ class InboxHandler:
             else:
                 metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="queue_deleted").inc()
             return reply
+        envelope.delivered = delivered
         logs.event(
             log,
             "mail accepted",
@@ -148,6 +166,42 @@ class InboxHandler:
             size=raw.size,
         )
         return replies.STORED
+
+    def _refused_mail(self, session: Session, address: str, reply: str, size: Any) -> str:
+        """A MAIL refused: the transaction ends here; log it."""
+        envelope = MailEnvelope()
+        envelope.started_at = utcnow()
+        envelope.mail_from = address
+        self.journal(session, envelope, reply, size if isinstance(size, int) else None)
+        return reply
+
+    def journal(
+        self, session: Session, envelope: MailEnvelope, reply: str, size: int | None = None
+    ) -> None:
+        """Log a finished transaction (once; detached: never delays nor fails the session)."""
+        if envelope.journaled or envelope.started_at is None:
+            return
+        envelope.journaled = True
+        try:
+            delivered = envelope.delivered
+            email_ids = [*delivered.email_ids, *delivered.duplicate_ids] if delivered else []
+            self.intake.journal.write(
+                MailLogEntry(
+                    started_at=envelope.started_at,
+                    finished_at=utcnow(),
+                    client_address=peer_address(session.peer),
+                    helo=str(session.host_name or ""),
+                    mail_from=envelope.mail_from or "",
+                    reply=reply,
+                    recipients=envelope.recipients,
+                    size=size,
+                    queue_id=envelope.targets[0].queue_id if envelope.targets else None,
+                    email_ids=email_ids,
+                    files=delivered.files if delivered else [],
+                )
+            )
+        except Exception:
+            log.exception("could not log an SMTP transaction")
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error", exc_info=error)

@@ -49,6 +49,7 @@ async def start_smtp(intake: Intake) -> Listener:
 
         async def drain_only() -> None:
             await notifier.drain(10.0)
+            await intake.journal.drain(10.0)
 
         return Listener(None, drain_only)
     loop = asyncio.get_running_loop()
@@ -74,6 +75,7 @@ async def start_smtp(intake: Intake) -> Listener:
         server.close()
         await registry.close(STOP_GRACE_S)
         await notifier.drain(10.0)
+        await intake.journal.drain(10.0)
         await server.wait_closed()
 
     return Listener(port, stop)

@@ -152,7 +152,18 @@ class PostroomSMTP(SMTP):
         self._refused: str | None = None
 
     def _create_envelope(self) -> MailEnvelope:
+        self._journal_unfinished()
         return MailEnvelope()
+
+    def _journal_unfinished(self) -> None:
+        """A transaction that ends without DATA (RSET, a new MAIL, QUIT, hang-up) is logged with
+        its last refusal (every recipient refused, typically)."""
+        envelope = getattr(self, "envelope", None)
+        if not isinstance(envelope, MailEnvelope) or self.session is None:
+            return
+        refusals = [r["reply"] for r in envelope.recipients if not r["reply"].startswith("2")]
+        reply = refusals[-1] if refusals else "Ended before DATA"
+        self.handler.journal(self.session, envelope, reply)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
@@ -170,6 +181,8 @@ class PostroomSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.registry.sessions.discard(self)
+        if not self.receiving:  # a delivery in flight logs its own outcome
+            self._journal_unfinished()
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
@@ -236,6 +249,7 @@ class PostroomSMTP(SMTP):
         if not complete:
             spool.discard()
             metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="too_large").inc()
+            self._journal(envelope, replies.SIZE_EXCEEDED, spool.size)
             return replies.SIZE_EXCEEDED
         # From here the message is stored even if the client hangs up (a lost 250 means a
         # resend, which intake recognises); only the reply is lost then.
@@ -286,4 +300,10 @@ class PostroomSMTP(SMTP):
     async def _store(self, spool: _Spool, envelope: MailEnvelope) -> str:
         # The intake makes the raw bytes durable (fsync + rename) while it parses them.
         raw = RawMessage(spool.writer.key, spool.size, spool.whole, pending=spool.writer)
-        return await self.handler.deliver(envelope, raw)
+        reply = await self.handler.deliver(envelope, raw)
+        self._journal(envelope, reply, spool.size)
+        return reply
+
+    def _journal(self, envelope: MailEnvelope, reply: str, size: int) -> None:
+        if self.session is not None:
+            self.handler.journal(self.session, envelope, reply, size)

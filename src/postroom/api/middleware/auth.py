@@ -3,7 +3,8 @@
 Secure by default: every endpoint needs a token unless it is declared `auth="public"`; HTTP
 Basic is accepted only where it is declared `auth="basic"` (uploads, POST /documents, export).
 Missing, bad or expired credentials → 401 (clients re-login on 401); a known user without the
-right → 403, raised by the domain.
+right → 403, raised by the domain. Routes the API did not declare belong to the operator console
+mounted on the same application, which checks its own session cookie.
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.match_info.http_exception is not None:  # no such route: 404/405 as it is
         return await handler(request)
     endpoint = endpoint_of(request.match_info.handler)
-    auth_kind = endpoint.auth if endpoint is not None else "token"
+    if endpoint is None:  # the console's pages: authenticated by the console itself
+        return await handler(request)
+    auth_kind = endpoint.auth
     if auth_kind == "public":
         return await handler(request)
     request[ACTOR] = await authenticate(request, allow_basic=auth_kind == "basic")
