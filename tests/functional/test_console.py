@@ -312,3 +312,39 @@ async def test_a_mail_log_that_cannot_be_written_never_breaks_delivery(
     assert refused == {}
     _, emails = await admin.get("/emails")
     assert emails["pagination"]["total"] == 1
+
+
+async def test_delete_an_annotation_from_its_document_page(
+    server: RunningServer, admin: Api
+) -> None:
+    """An annotator deletes an annotation of their queue from the document page (CSRF checked);
+    a viewer sees no Delete button and is refused with 403."""
+    [annotation_id] = await submit(admin, [("doomed.pdf", BROKEN_PDF)])
+    await wait_status(server, annotation_id, "failed_import")
+    _, annotation = await admin.get(f"/annotations/{annotation_id}")
+    document_id = annotation["document"].rsplit("/", 1)[1]
+    await admin.create_user("console-viewer-d", "viewer", queues=[1])
+    async with console(server) as browser:
+        await browser.login("console-viewer-d", "console-viewer-d-password")
+        status, page, _ = await browser.get(f"/documents/{document_id}")
+        assert status == 200 and "doomed.pdf" in page and "delete-one" not in page
+        status, _, _ = await browser.post(
+            f"/annotations/{annotation_id}/delete", {"csrf_token": csrf_of(page)}
+        )
+        assert status == 403
+    await admin.create_user("console-annotator-d", "annotator", queues=[1])
+    async with console(server) as browser:
+        await browser.login("console-annotator-d", "console-annotator-d-password")
+        status, page, _ = await browser.get(f"/documents/{document_id}")
+        assert status == 200 and "delete-one" in page
+        status, _, _ = await browser.post(f"/annotations/{annotation_id}/delete", {})
+        assert status == 403  # no CSRF token
+        status, _, response = await browser.post(
+            f"/annotations/{annotation_id}/delete",
+            {"csrf_token": csrf_of(page), "document": document_id},
+        )
+        assert status == 303
+        assert response.headers["Location"] == f"/documents/{document_id}?deleted={annotation_id}"
+        _, page, _ = await browser.get(response.headers["Location"])
+        assert "Deleted annotation" in page and "delete-one" not in page
+    assert (await admin.get(f"/annotations/{annotation_id}"))[1]["status"] == "deleted"

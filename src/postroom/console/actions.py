@@ -1,4 +1,4 @@
-"""The console's forms: log in, log out, retry failed annotations. Every POST carries the CSRF
+"""The console's forms: log in, log out, retry failed annotations, delete an annotation. Every POST carries the CSRF
 token (`session.require_csrf`, 403 without it); actions answer 303 to the page to show next."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from postroom.console.session import (
     set_cookie,
     start_session,
 )
-from postroom.domain import operations
+from postroom.domain import operations, review
 from postroom.domain.access import Actor
-from postroom.errors import BadRequest
+from postroom.errors import BadRequest, NotFound
+from postroom.status import AnnotationStatus
 
 MAX_RETRY_IDS = 500
 
@@ -89,3 +90,18 @@ async def retry(request: web.Request, who: Actor) -> web.StreamResponse:
         "skipped": ",".join(map(str, done.skipped)),
     }
     return see_other("/failed?" + urlencode({k: v for k, v in summary.items() if v}))
+
+
+async def delete_annotation(request: web.Request, who: Actor) -> web.StreamResponse:
+    """Delete one annotation (restorable until purged), as `POST /annotations/{id}/delete` does:
+    annotators and up, in their queues; then back to its document's page."""
+    await require_csrf(request)
+    raw = request.match_info.get("id", "")
+    if not raw.isdigit() or len(raw) > 18:
+        raise NotFound("No such annotation.")
+    form = await request.post()
+    document = form.get("document")
+    await review.move_to(runtime(request), who, int(raw), AnnotationStatus.DELETED)
+    if isinstance(document, str) and document.isdigit() and len(document) < 19:
+        return see_other(f"/documents/{document}?deleted={raw}")
+    return see_other("/")

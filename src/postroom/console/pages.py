@@ -109,7 +109,8 @@ def _path_id(request: web.Request) -> int:
 
 async def document(request: web.Request, who: Actor) -> web.StreamResponse:
     detail = await operations.document_detail(runtime(request), who, _path_id(request))
-    return render(request, "document.html", {"title": "Document", **detail})
+    context = {"title": "Document", "can_delete": who.role != "viewer", **detail}
+    return render(request, "document.html", {**context, "deleted": request.query.get("deleted")})
 
 
 async def document_content(request: web.Request, who: Actor) -> web.StreamResponse:

@@ -98,6 +98,7 @@ def register(router: web.UrlDispatcher, static_dir: Path) -> None:
     get("/uploads", "uploads", guarded(pages.uploads))
     get("/failed", "failed", guarded(pages.failed))
     post("/failed/retry", "retry", guarded(actions.retry))
+    post("/annotations/{id}/delete", "delete_annotation", guarded(actions.delete_annotation))
     get("/documents/{id}", "document", guarded(pages.document))
     get("/documents/{id}/content", "document_content", guarded(pages.document_content))
     get("/hooks", "hooks", guarded(pages.hooks))
