@@ -73,6 +73,7 @@ READ_ONLY_FIELDS = frozenset(
         "filtered_out_document_count",
         "content",
         "message_id",
+        "message_id_conflict",
         "notification_status",
         "filtered_reason",
     ]
@@ -123,8 +124,11 @@ EmailJson = TypedDict(
         "filtered_out_document_count": int,
         "labels": list[str],
         "content": Url,
-        # Postroom additions: the Message-ID, why a sender was filtered, the notice outcome.
+        # Postroom additions: the Message-ID, the earlier email of the inbox with the same
+        # Message-ID and sender but other bytes (this one is flagged), why a sender was
+        # filtered, the notice outcome.
         "message_id": str | None,
+        "message_id_conflict": OptionalUrl,
         "filtered_reason": str | None,
         "notification_status": str | None,
     },
@@ -242,6 +246,7 @@ def render_email(urls: Urls, row: Any, kids: dict[str, Any]) -> EmailJson:
         "labels": row.labels or [],
         "content": url + "/content",
         "message_id": row.message_id,
+        "message_id_conflict": urls.of("emails", row.message_id_conflict_id),
         "filtered_reason": row.filtered_reason,
         "notification_status": row.notification_status,
     }
