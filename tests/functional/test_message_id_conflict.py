@@ -40,6 +40,10 @@ async def test_same_message_id_other_bytes_same_sender_is_flagged(
     assert len(second["documents"]) == 1  # type: ignore[arg-type]
     _, one = await admin.get(str(second["url"]), expect=200)
     assert one["message_id_conflict"] == first["url"]
+    _, listed = await admin.get("/emails", params={"has_message_id_conflict": "true"})
+    assert [e["id"] for e in listed["results"]] == [second["id"]]
+    _, listed = await admin.get("/emails", params={"has_message_id_conflict": "false"})
+    assert [e["id"] for e in listed["results"]] == [first["id"]]
     flagged = [r for r in caplog.records if "Message-ID" in r.getMessage()]
     assert len(flagged) == 1 and flagged[0].levelno == logging.WARNING
 

@@ -160,6 +160,14 @@ def _has_documents(raw: str) -> sa.ColumnElement[bool]:
     return kept_documents() if wanted else ~kept_documents()
 
 
+def _flagged(raw: str) -> sa.ColumnElement[bool]:
+    wanted = raw.strip().lower()
+    if wanted not in ("true", "1", "yes", "false", "0", "no"):
+        raise BadRequest(f"has_message_id_conflict: expected true or false, got {raw!r}.")
+    conflict = E.message_id_conflict_id
+    return conflict.is_not(None) if wanted in ("true", "1", "yes") else conflict.is_(None)
+
+
 def _with_documents(raw: str) -> sa.ColumnElement[bool]:
     ids = [p.rstrip("/").rsplit("/", 1)[-1] for p in raw.split(",") if p.strip()]
     if not all(i.isdigit() for i in ids):
@@ -321,6 +329,7 @@ class Emails(EditableResource[EmailJson, EmailPatch]):
             Filter("last_thread_email_created_at_before", E.created_at, "before"),
             Filter("last_thread_email_created_at_after", E.created_at, "after"),
             Filter("has_documents", None, "custom", _has_documents),
+            Filter("has_message_id_conflict", None, "custom", _flagged),
             Filter("documents", None, "custom", _with_documents),
         ),
         ordering={
