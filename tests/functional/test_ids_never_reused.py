@@ -17,15 +17,16 @@ from postroom.db.migrate import apply_migrations
 from postroom.db.tables import metadata
 from tests.conftest import PG_URL, Api, RunningServer, reset_postgres
 from tests.smtp_support import wait_for
-from tests.upload_helpers import form, id_of, pdf_bytes
+from tests.upload_helpers import form, id_of, pdf_bytes, wait_for_annotation
 
 FAST_SWEEP = {"POSTROOM_PIPELINE_SWEEP_INTERVAL": "0.2"}
 
 
 async def _upload(admin: Api, tag: str) -> tuple[int, int]:
-    """(annotation id, document id) of one file uploaded into queue 1."""
+    """(annotation id, document id) of one file uploaded into queue 1, once imported."""
     status, body = await admin.post("/queues/1/upload", data=form([(f"{tag}.pdf", pdf_bytes())]))
     assert status == 201, body
+    await wait_for_annotation(admin, body["annotation"])
     return id_of(body["annotation"]), id_of(body["document"])
 
 
