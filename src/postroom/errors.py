@@ -10,6 +10,7 @@
      │    ├── ConflictStatus (409, "conflict_status")
      │    └── ConcurrentChange (409, "conflict"): a uniqueness race lost to another request
      ├── PayloadTooLarge (413, "payload_too_large")
+     ├── Unprocessable (422, "unprocessable_entity")
      ├── RateLimited (429, "rate_limited")
      └── ServiceUnavailable (503, "service_unavailable")
 
@@ -88,6 +89,13 @@ class PayloadTooLarge(
     PostroomError, status=413, code="payload_too_large", detail="Payload Too Large."
 ):
     """Payload too large: the detail states the limit."""
+
+
+class Unprocessable(
+    PostroomError, status=422, code="unprocessable_entity", detail="Unprocessable request."
+):
+    """Well-formed, but it contradicts an earlier request (an `Idempotency-Key` sent again with
+    another request)."""
 
 
 class RateLimited(

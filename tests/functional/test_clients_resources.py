@@ -19,6 +19,7 @@ from rossum_api import AsyncRossumAPIClient
 from rossum_api.dtos import UserCredentials
 
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, RunningServer
+from tests.records import add_queue
 
 
 @pytest.fixture
@@ -80,18 +81,20 @@ async def test_sdk_schemas(client: AsyncRossumAPIClient) -> None:
 
 
 async def test_sdk_create_new_inbox(client: AsyncRossumAPIClient, server: RunningServer) -> None:
-    """create_new_inbox returns an Inbox with the generated address and the queue link."""
+    """create_new_inbox returns an Inbox with the generated address and the queue link (a queue
+    without an inbox: one that has one is a 409)."""
+    queue_url = f"{server.api_url}/queues/{await add_queue(server, 'SDK inbox queue')}"
     inbox = await client.create_new_inbox(
         {
             "name": "SDK Inbox",
             "email_prefix": "sdk-inbox",
             "bounce_email_to": "ops@example.com",
-            "queues": [f"{server.api_url}/queues/1"],
+            "queues": [queue_url],
             "filters": {"allowed_senders": ["*@example.com"]},
         }
     )
     assert inbox.email.startswith("sdk-inbox-") and inbox.email.endswith("@localhost")
-    assert inbox.queues == [f"{server.api_url}/queues/1"]
+    assert inbox.queues == [queue_url]
     assert inbox.filters["allowed_senders"] == ["*@example.com"]
 
 

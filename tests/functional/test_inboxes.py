@@ -112,7 +112,7 @@ async def test_at_most_one_queue_per_inbox(admin: Api, server: RunningServer) ->
 
 
 async def test_patch_prefix_filters_and_queue_move(admin: Api, server: RunningServer) -> None:
-    """PATCH a prefix makes a new address; filters replace; moving a queue detaches it elsewhere."""
+    """PATCH a prefix makes a new address; filters replace; a queue moves once its inbox lets go."""
     status, inbox = await admin.post("/inboxes", json={"name": "Moves", "email_prefix": "moves"})
     path = f"/inboxes/{inbox['id']}"
     status, patched = await admin.patch(path, json={"email_prefix": "renamed"})
@@ -120,10 +120,11 @@ async def test_patch_prefix_filters_and_queue_move(admin: Api, server: RunningSe
     status, patched = await admin.patch(path, json={"filters": {"denied_senders": ["spam@*"]}})
     assert patched["filters"]["denied_senders"] == ["spam@*"]
     assert patched["filters"]["allowed_senders"] == []
+    status, err = await admin.patch(path, json={"queues": [f"{server.api_url}/queues/1"]})
+    assert status == 409 and err["detail"].startswith("queues")  # queue 1 has inbox 1
+    await admin.patch("/inboxes/1", json={"queues": []}, expect=200)
     status, patched = await admin.patch(path, json={"queues": [f"{server.api_url}/queues/1"]})
     assert status == 200 and patched["queues"] == [f"{server.api_url}/queues/1"]
-    status, bootstrap_inbox = await admin.get("/inboxes/1")
-    assert bootstrap_inbox["queues"] == []
     status, patched = await admin.patch(path, json={"queues": []})
     assert patched["queues"] == []
 

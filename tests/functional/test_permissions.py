@@ -86,7 +86,8 @@ TABLE = (
     Row("DELETE", "/hooks/{hook}", SETUP_DELETE),
     Row("DELETE", "/users/{target_user}", (204, 403, 403, 403)),
     Row("DELETE", "/inboxes/{hidden_inbox}", (204, 204, 404, 404)),
-    Row("DELETE", "/schemas/{spare_schema}", SETUP_DELETE),
+    # A schema no assigned queue uses is not theirs to see.
+    Row("DELETE", "/schemas/{spare_schema}", (204, 204, 404, 404)),
     Row("DELETE", "/workspaces/{spare_workspace}", SETUP_DELETE),
     Row("DELETE", "/queues/{unassigned}", (202, 202, 404, 404)),
     Row("DELETE", "/queues/{assigned}", (202, 202, 403, 403)),

@@ -34,7 +34,7 @@ async def read_object(request: web.Request, *, allow_form: bool = False) -> dict
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         _refuse_nul(fields)
         return fields
-    raw = await _read_whole(request)
+    raw = await whole_body(request)
     if not raw.strip():
         return {}
     try:
@@ -45,6 +45,17 @@ async def read_object(request: web.Request, *, allow_form: bool = False) -> dict
         raise BadRequest("Request body must be a JSON object.")
     _refuse_nul(value)
     return value
+
+
+_WHOLE_BODY: web.RequestKey[bytes] = web.RequestKey("whole_body")
+
+
+async def whole_body(request: web.Request) -> bytes:
+    """The body read whole (at most MAX_JSON_BODY bytes); read once, later calls get the same."""
+    body = request.get(_WHOLE_BODY)
+    if body is None:
+        body = request[_WHOLE_BODY] = await _read_whole(request)
+    return body
 
 
 async def _read_whole(request: web.Request) -> bytes:

@@ -5,9 +5,11 @@ parameters it declares (and for a list, the domain `Listing`'s filters and order
 `page`/`page_size`), the request body (a JSON model; multipart file parts and text fields plus a
 raw body for uploads), the success answer (a TypedDict or model through pydantic's JSON schema,
 wrapped in the pagination envelope for lists; the media types of a download; nothing for an
-empty answer) and the errors it declares. Two are added where they apply: 400 when the endpoint
-reads any input (the path id included), 401 unless it is public, and 429 unless it is exempt
-from the rate limits. Every error has the one `{"detail", "code"}` schema.
+empty answer) and the errors it declares. Some are added where they apply: 400 when the endpoint
+reads any input (the path id included), 401 unless it is public, 429 unless it is exempt from
+the rate limits, and for a create that takes an `Idempotency-Key` header (declared as a header
+parameter) 409 while another request with the key runs and 422 for a key reused with another
+request. Every error has the one `{"detail", "code"}` schema.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from pydantic_core import core_schema
 from postroom.api.middleware.limits import EXEMPT_PATHS
 from postroom.api.routing import Download, Endpoint, Files, Param, Redirect
 from postroom.domain.listing import Filter, Listing
-from postroom.errors import AuthenticationFailed, BadRequest, PostroomError, RateLimited
+from postroom.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    ConflictStatus,
+    PostroomError,
+    RateLimited,
+    Unprocessable,
+)
 
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 _REF = "#/components/schemas/{model}"
@@ -139,12 +148,25 @@ def _listing_params(listing: Listing) -> Iterable[Param]:
     yield Param("ordering", {"type": "string"}, f"Comma list of {fields}; `-` for descending.")
 
 
+IDEMPOTENCY_KEY_PARAM: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": (
+        "Retry safely: the same key and request within 24 hours answers the first answer "
+        "again and creates nothing; the key with another request is a 422."
+    ),
+}
+
+
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
     params = [*endpoint.query, *(_listing_params(endpoint.listing) if endpoint.listing else ())]
     unique: dict[str, dict[str, Any]] = {}
     for param in params:
         unique.setdefault(param.name, _query(param))
-    return _path_parameters(endpoint.path) + list(unique.values())
+    headers = [IDEMPOTENCY_KEY_PARAM] if endpoint.idempotent else []
+    return _path_parameters(endpoint.path) + list(unique.values()) + headers
 
 
 def _upload_content(files: Files) -> dict[str, Any]:
@@ -236,6 +258,8 @@ def _errors(endpoint: Endpoint) -> list[type[PostroomError]]:
         found.append(AuthenticationFailed)
     if endpoint.path not in EXEMPT_PATHS:
         found.append(RateLimited)
+    if endpoint.idempotent:
+        found.extend((ConflictStatus, Unprocessable))
     return found
 
 

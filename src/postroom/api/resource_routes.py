@@ -94,6 +94,7 @@ def resource_routes(
                 "status": 201,
                 "response": json,
                 "errors": _errors(*writes, *editable.create_errors),
+                "idempotent": True,
             },
         ),
         "PUT": (

@@ -19,7 +19,9 @@ A declaration states:
   answers (a 303 `Redirect`, say);
 - `errors`: the `postroom.errors` classes the handler can raise (400 for unreadable input, 401
   without credentials and 429 over a rate limit are added where they apply);
-- `auth`: "token" (the default), "basic" (HTTP Basic accepted as well) or "public".
+- `auth`: "token" (the default), "basic" (HTTP Basic accepted as well) or "public";
+- `idempotent`: a POST that creates, which honours an `Idempotency-Key` header
+  (`api.middleware.idempotency`).
 
 A handler gets a `Call` and returns a JSON-able value (answered with `status`), None (an empty
 answer with `status`), or an aiohttp response it built itself (streams, redirects). The aiohttp
@@ -105,6 +107,7 @@ class Endpoint:
     also: Mapping[int, Any] = field(default_factory=dict)
     hidden: bool = False  # left out of the OpenAPI document (the docs page's own assets)
     head: bool = True  # a GET answers HEAD too (not an export: HEAD would run it)
+    idempotent: bool = False  # a create that honours an Idempotency-Key header
 
 
 # Every endpoint the application serves, in router order (the OpenAPI document's source).

@@ -1,7 +1,7 @@
 """The aiohttp application of the REST API: middlewares, and the endpoints of every route module.
 
 Middlewares, outermost first: access log + metrics, errors → JSON, per-address rate limit,
-authentication, per-user rate limit. The OpenAPI document is built once here, from the same
+authentication, per-user rate limit, idempotency keys (of the creating POSTs). The OpenAPI document is built once here, from the same
 declarations the router is built from.
 """
 
@@ -14,6 +14,7 @@ from aiohttp import web
 from postroom.api.keys import INTAKE, RUNTIME
 from postroom.api.middleware.auth import auth_middleware
 from postroom.api.middleware.errors import errors_middleware
+from postroom.api.middleware.idempotency import idempotency_middleware
 from postroom.api.middleware.limits import address_rate_limit, trust_proxies, user_rate_limit
 from postroom.api.middleware.observe import observe_middleware
 from postroom.api.routes import ROUTE_MODULES, docs
@@ -35,6 +36,7 @@ def build_app(
             address_rate_limit,
             auth_middleware,
             user_rate_limit,
+            idempotency_middleware,
         ],
         client_max_size=MAX_READ_BODY,
     )

@@ -58,6 +58,30 @@ class Database:
             raise ConcurrentChange() from exc
 
     @asynccontextmanager
+    async def schema_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction for migrations. On SQLite it runs with foreign keys off: a
+        migration that rebuilds a table drops the old one, and with them on, that drop would
+        cascade into every row referring to it. The references are checked before commit."""
+        if self._write_lock is None:
+            async with self.transaction() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None  # a checked-out connection has its driver connection
+            # Outside a transaction: SQLite ignores this pragma inside one.
+            await raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                conn = await conn.execution_options(**{WRITE_OPTION: True})
+                async with conn.begin():
+                    yield conn
+                    broken = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).first()
+                    if broken is not None:
+                        raise RuntimeError(f"migration left a broken reference: {tuple(broken)}")
+            finally:
+                await raw.execute("PRAGMA foreign_keys=ON")
+
+    @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read-only snapshot (a plain deferred transaction)."""
         async with self.engine.connect() as conn:

@@ -21,12 +21,13 @@ def alembic_config(connection: sa.Connection | None = None) -> Config:
     return cfg
 
 
-def _upgrade(connection: sa.Connection) -> None:
-    command.upgrade(alembic_config(connection), "head")
+async def apply_migrations(db: Database, target: str = "head") -> None:
+    """Upgrade the database to `target` (a revision id; the newest by default)."""
 
+    def upgrade(connection: sa.Connection) -> None:
+        command.upgrade(alembic_config(connection), target)
 
-async def apply_migrations(db: Database) -> None:
-    async with db.transaction() as conn:
+    async with db.schema_transaction() as conn:
         # Several processes starting together migrate one at a time.
         await advisory_lock(conn, MIGRATIONS_LOCK)
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(upgrade)

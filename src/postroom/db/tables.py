@@ -3,7 +3,13 @@
 Rossum objects map one-to-one to tables; relations that Rossum shows as URL lists are either a
 foreign key on the child (document.upload_id → upload.documents) or an association table
 (queue_users, queue_hooks). `jobs` is the pipeline's work list; `duty_leases` lets several
-processes agree which one runs a background duty.
+processes agree which one runs a background duty; `idempotency_keys` remembers the first answer
+to a create sent with an `Idempotency-Key`.
+
+Ids are never reused, on either database: an object's URL names it for good, even after it is
+deleted. PostgreSQL sequences never hand out a number twice; on SQLite every table with an `id`
+is `INTEGER PRIMARY KEY AUTOINCREMENT` (`sqlite_autoincrement`), which never reuses the id of a
+deleted row (a plain rowid table reuses the largest one).
 """
 
 import sqlalchemy as sa
@@ -49,6 +55,7 @@ organizations = sa.Table(
     _ts("trial_expires_at"),
     _json("ui_settings", default=dict),
     _json("metadata", default=dict),
+    sqlite_autoincrement=True,
 )
 
 users = sa.Table(
@@ -70,6 +77,7 @@ users = sa.Table(
     _ts("last_login"),
     _json("ui_settings", default=dict),
     _json("metadata", default=dict),
+    sqlite_autoincrement=True,
 )
 
 tokens = sa.Table(
@@ -92,6 +100,7 @@ workspaces = sa.Table(
     sa.Column("autopilot", sa.Boolean, nullable=False, default=False),
     _json("metadata", default=dict),
     _ts("created_at", nullable=False),
+    sqlite_autoincrement=True,
 )
 
 schemas = sa.Table(
@@ -104,6 +113,7 @@ schemas = sa.Table(
     _json("metadata", default=dict),
     _fk("modified_by_id", "users.id"),
     _ts("modified_at"),
+    sqlite_autoincrement=True,
 )
 
 inboxes = sa.Table(
@@ -125,6 +135,7 @@ inboxes = sa.Table(
     _json("metadata", default=dict),
     _fk("modified_by_id", "users.id"),
     _ts("modified_at"),
+    sqlite_autoincrement=True,
 )
 
 queues = sa.Table(
@@ -162,6 +173,7 @@ queues = sa.Table(
     sa.Index("ix_queues_status_delete_after", "status", "delete_after"),
     # An inbox feeds one queue: enforced here too, so concurrent changes cannot share one.
     sa.UniqueConstraint("inbox_id"),
+    sqlite_autoincrement=True,
 )
 
 queue_users = sa.Table(
@@ -196,6 +208,7 @@ hooks = sa.Table(
     _ts("created_at"),
     _fk("modified_by_id", "users.id"),
     _ts("modified_at"),
+    sqlite_autoincrement=True,
 )
 
 queue_hooks = sa.Table(
@@ -226,6 +239,9 @@ emails = sa.Table(
     sa.Column("body_text_plain", sa.Text),
     sa.Column("body_text_html", sa.Text),
     sa.Column("message_id", sa.String(998)),
+    # The earlier email of this inbox with the same Message-ID and sender but other bytes: this
+    # one is flagged (a tampered or replayed copy, or a sender reusing ids), not merged.
+    sa.Column("message_id_conflict_id", sa.Integer),
     sa.Column("raw_blob", sa.String(128)),
     sa.Column("raw_sha256", sa.String(64)),
     _json("labels", default=list),
@@ -236,6 +252,7 @@ emails = sa.Table(
     sa.Index("ix_emails_queue_id_created_at", "queue_id", "created_at"),
     # A 250 lost on the wire makes the client resend: the same message is stored once per inbox.
     sa.Index("ix_emails_dedupe", "inbox_id", "message_id", "raw_sha256"),
+    sqlite_autoincrement=True,
 )
 
 uploads = sa.Table(
@@ -249,6 +266,7 @@ uploads = sa.Table(
     _json("metadata", default=dict),
     _json("values", default=dict),
     _ts("created_at", nullable=False),
+    sqlite_autoincrement=True,
 )
 
 documents = sa.Table(
@@ -273,6 +291,7 @@ documents = sa.Table(
     sa.Index("ix_documents_sha256", "organization_id", "sha256"),
     sa.Index("ix_documents_upload_id", "upload_id"),
     sa.Index("ix_documents_email_id", "email_id"),
+    sqlite_autoincrement=True,
 )
 
 annotations = sa.Table(
@@ -320,6 +339,7 @@ annotations = sa.Table(
     sa.Index("ix_annotations_document_id", "document_id"),
     sa.Index("ix_annotations_upload_id", "upload_id"),
     sa.Index("ix_annotations_status_modified_at", "status", "modified_at"),
+    sqlite_autoincrement=True,
 )
 
 tasks = sa.Table(
@@ -337,6 +357,7 @@ tasks = sa.Table(
     _ts("created_at", nullable=False),
     _ts("expires_at", nullable=False),
     sa.Index("ix_tasks_upload_id", "upload_id"),
+    sqlite_autoincrement=True,
 )
 
 jobs = sa.Table(
@@ -357,6 +378,7 @@ jobs = sa.Table(
     _ts("finished_at"),
     sa.Index("ix_jobs_status_run_after", "status", "run_after"),
     sa.Index("ix_jobs_annotation_id", "annotation_id"),
+    sqlite_autoincrement=True,
 )
 
 duty_leases = sa.Table(
@@ -391,4 +413,22 @@ mail_log = sa.Table(
     # annotation) or dropped (status: why).
     _json("files", default=list),
     sa.Index("ix_mail_log_started_at", "started_at"),
+    sqlite_autoincrement=True,
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    _fk("user_id", "users.id", nullable=False, ondelete="CASCADE"),
+    sa.Column("key", sa.String(255), nullable=False),
+    # sha256 of what the request asked for (method, path, query, body); null until answered.
+    sa.Column("request_sha256", sa.String(64)),
+    # The first answer; null while the first request runs (until `lease_until`).
+    sa.Column("response_status", sa.Integer),
+    sa.Column("response_body", sa.Text),
+    _ts("created_at", nullable=False),
+    _ts("lease_until", nullable=False),
+    _ts("expires_at", nullable=False),
+    sa.PrimaryKeyConstraint("user_id", "key"),
+    sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
 )

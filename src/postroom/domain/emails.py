@@ -73,6 +73,7 @@ READ_ONLY_FIELDS = frozenset(
         "filtered_out_document_count",
         "content",
         "message_id",
+        "message_id_conflict",
         "notification_status",
         "filtered_reason",
     ]
@@ -123,8 +124,11 @@ EmailJson = TypedDict(
         "filtered_out_document_count": int,
         "labels": list[str],
         "content": Url,
-        # Postroom additions: the Message-ID, why a sender was filtered, the notice outcome.
+        # Postroom additions: the Message-ID, the earlier email of the inbox with the same
+        # Message-ID and sender but other bytes (this one is flagged), why a sender was
+        # filtered, the notice outcome.
         "message_id": str | None,
+        "message_id_conflict": OptionalUrl,
         "filtered_reason": str | None,
         "notification_status": str | None,
     },
@@ -154,6 +158,14 @@ def _has_documents(raw: str) -> sa.ColumnElement[bool]:
     if raw.strip().lower() not in ("true", "1", "yes", "false", "0", "no"):
         raise BadRequest(f"has_documents: expected true or false, got {raw!r}.")
     return kept_documents() if wanted else ~kept_documents()
+
+
+def _flagged(raw: str) -> sa.ColumnElement[bool]:
+    wanted = raw.strip().lower()
+    if wanted not in ("true", "1", "yes", "false", "0", "no"):
+        raise BadRequest(f"has_message_id_conflict: expected true or false, got {raw!r}.")
+    conflict = E.message_id_conflict_id
+    return conflict.is_not(None) if wanted in ("true", "1", "yes") else conflict.is_(None)
 
 
 def _with_documents(raw: str) -> sa.ColumnElement[bool]:
@@ -242,6 +254,7 @@ def render_email(urls: Urls, row: Any, kids: dict[str, Any]) -> EmailJson:
         "labels": row.labels or [],
         "content": url + "/content",
         "message_id": row.message_id,
+        "message_id_conflict": urls.of("emails", row.message_id_conflict_id),
         "filtered_reason": row.filtered_reason,
         "notification_status": row.notification_status,
     }
@@ -317,6 +330,7 @@ class Emails(EditableResource[EmailJson, EmailPatch]):
             Filter("last_thread_email_created_at_before", E.created_at, "before"),
             Filter("last_thread_email_created_at_after", E.created_at, "after"),
             Filter("has_documents", None, "custom", _has_documents),
+            Filter("has_message_id_conflict", None, "custom", _flagged),
             Filter("documents", None, "custom", _with_documents),
         ),
         ordering={

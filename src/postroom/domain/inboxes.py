@@ -3,7 +3,9 @@
 An inbox's address is `<email_prefix>-<6 random hex>@<smtp.domain>`, made by
 `create_inbox` (the prefix defaults to a slug of the name). Changing the prefix
 makes a new address; a client may also set `email` itself, within the mail domain. `queues` is
-the (at most one) queue whose `inbox` points here: sending it moves that queue to this inbox.
+the (at most one) queue whose `inbox` points here. A queue has one inbox too: naming a queue that
+another inbox feeds is a 409 naming that inbox (taking the queue over silently would turn the
+other inbox's published address into a 550); detach it there first.
 Admins and managers see and write every inbox; annotators and viewers see only the inboxes of
 their queues. DELETE detaches the queue (which then takes no more mail).
 """
@@ -27,7 +29,7 @@ from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.relations import require_queues, visible_queue_ids_by
 from postroom.domain.resources import Body, EditableResource, insert_returning_id, sent_fields
-from postroom.errors import BadRequest
+from postroom.errors import BadRequest, ConflictStatus
 from postroom.fields import JsonObject, Name, OptionalUrl, Reference, Timestamp, Url
 from postroom.runtime import Runtime
 from postroom.urls import Urls
@@ -176,17 +178,32 @@ async def _attach_queues(
     await conn.execute(
         q.update().where(q.c.inbox_id == inbox_id, q.c.id.not_in(queue_ids)).values(inbox_id=None)
     )
-    if queue_ids:
-        await conn.execute(q.update().where(q.c.id.in_(queue_ids)).values(inbox_id=inbox_id))
+    if not queue_ids:
+        return
+    # Only a queue without an inbox (or with this one) is taken: checked by the UPDATE itself,
+    # so two inboxes racing for one queue cannot both get it.
+    free = sa.or_(q.c.inbox_id.is_(None), q.c.inbox_id == inbox_id)
+    taken = await conn.execute(
+        q.update().where(q.c.id.in_(queue_ids), free).values(inbox_id=inbox_id)
+    )
+    if taken.rowcount == len(queue_ids):
+        return
+    fed = await conn.execute(sa.select(q.c.id, q.c.inbox_id).where(q.c.id.in_(queue_ids), ~free))
+    queue_id, other = fed.one()
+    raise ConflictStatus(
+        f"queues: queue {queue_id} already has inbox {other} ({urls.to('inboxes', other)}); "
+        "a queue has one inbox: detach it from that inbox first."
+    )
 
 
 class Inboxes(EditableResource[InboxJson, InboxBody]):
     noun = "Inbox"
     table = i
     body = InboxBody
-    # Races on an address or a queue are answered as the 400 of a taken address.
-    create_errors = ()
-    update_errors = ()
+    # A queue another inbox feeds: 409. Races on an address or a queue are answered as the 400
+    # of a taken address.
+    create_errors = (ConflictStatus,)
+    update_errors = (ConflictStatus,)
     listing = Listing(
         filters=(
             Filter("id", i.c.id),

@@ -1,6 +1,8 @@
 """Schemas (`/schemas`): the fields a queue's documents are annotated with.
 
-Everyone in the organization reads schemas (annotating needs them); admins and managers write.
+Admins and managers read and write every schema of their organization; annotators and viewers
+read the schemas of the queues they are assigned to (annotating needs them), and those of the
+annotations in those queues, and no other (404).
 `content` is checked by `domain.schema_validation` on every write (and alone by
 `validate_content`). A schema may also be made from the content of a shipped queue template
 (`create_from_template`). A schema still used by a queue or by annotations cannot be deleted
@@ -18,7 +20,7 @@ from typing_extensions import TypedDict
 
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
-from postroom.domain.access import Actor
+from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.queue_templates import find_template, template_names
 from postroom.domain.relations import visible_queue_ids_by
@@ -90,6 +92,17 @@ class Schemas(EditableResource[SchemaJson, SchemaBody]):
         ordering={"id": s.c.id, "name": s.c.name, "modified_at": s.c.modified_at},
         default=(s.c.id,),
     )
+
+    def visible(self, who: Actor) -> sa.ColumnElement[bool]:
+        mine = super().visible(who)
+        if who.sees_all_queues:
+            return mine
+        q, a = t.queues.c, t.annotations.c
+        of_queues = sa.select(q.schema_id).where(visible_queues_clause(who, q.id))
+        of_annotations = sa.exists().where(
+            a.schema_id == s.c.id, visible_queues_clause(who, a.queue_id)
+        )
+        return sa.and_(mine, sa.or_(s.c.id.in_(of_queues), of_annotations))
 
     async def render(
         self, conn: AsyncConnection, urls: Urls, who: Actor, rows: Sequence[Any]

@@ -31,6 +31,7 @@ from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.db.dialect import advisory_lock
 from postroom.domain.access import Actor
+from postroom.domain.uploads import visible_by_origin
 from postroom.errors import Conflict, ConflictStatus, NotFound
 from postroom.intake.sniff import rejection_reason
 from postroom.intake.storing import StoredFile
@@ -205,22 +206,29 @@ def judge(
 
 
 async def refuse_identical(
-    conn: AsyncConnection, urls: Urls, organization_id: int, file: tuple[str, str], *, lock: bool
+    conn: AsyncConnection, urls: Urls, who: Actor, file: tuple[str, str], *, lock: bool
 ) -> None:
     """409 when a document of the organization has these bytes and this name (`file`: sha256,
     name). `lock` (PostgreSQL, inside the creating transaction) serialises concurrent uploads of
-    the same bytes, so two `reject_identical` requests racing each other cannot both get in."""
+    the same bytes, so two `reject_identical` requests racing each other cannot both get in.
+
+    The answer names the existing document only when the uploader may see it: its URL would
+    otherwise reveal a document of a queue they are not assigned to."""
     sha256, name = file
     if lock:
         # Keyed by the content: only requests with the same bytes wait.
         await advisory_lock(conn, int(sha256[:15], 16))
-    params = {"organization_id": organization_id, "sha256": sha256, "name": name}
+    params = {"organization_id": who.organization_id, "sha256": sha256, "name": name}
     existing = (await conn.execute(_IDENTICAL, params)).scalar()
-    if existing is not None:
-        raise Conflict(
-            f"reject_identical: a document with the same content and file name {name!r} "
-            f"already exists ({urls.to('documents', existing)})."
-        )
+    if existing is None:
+        return
+    detail = f"reject_identical: a document with the same content and file name {name!r} "
+    visible = sa.select(t.documents.c.id).where(
+        t.documents.c.id == existing, visible_by_origin(who, t.documents)
+    )
+    if (await conn.execute(visible)).first() is None:
+        raise Conflict(detail + "already exists.")
+    raise Conflict(detail + f"already exists ({urls.to('documents', existing)}).")
 
 
 async def _insert(conn: AsyncConnection, table: sa.Table, values: dict[str, Any]) -> int:

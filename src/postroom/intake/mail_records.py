@@ -3,7 +3,11 @@ group commit: the email, and through `intake.accept` the upload, documents, anno
 
 Per inbox: the queue must still take documents (`accept.admit`; otherwise the inbox is skipped);
 a sending MTA that lost our 250 sends the message again, so an inbox that already holds an email
-with the same Message-ID and the same raw bytes (sha256) does not get a second one; the inbox's
+with the same Message-ID and the same raw bytes (sha256) does not get a second one. The same
+Message-ID from the same sender with other bytes is neither merged nor silently duplicated: the
+new email is stored and flagged (`message_id_conflict_id` names the earlier one, shown as the
+email's `message_id_conflict`) and a warning is logged, since it is a tampered or replayed copy,
+or a sender reusing ids, that someone should look at; the inbox's
 sender filters may keep the files out; the file-type rule (`accept.judge`) keeps files of a type
 the queue refuses as documents only; and an email left without a processable file asks for a
 notice to its sender (`intake.notify`), sent after the commit.
@@ -18,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postroom import logs
 from postroom.blobs.local import BlobWriter
 from postroom.clock import utcnow
 from postroom.db import tables as t
@@ -84,21 +89,36 @@ def _place_statement(with_message_id: bool) -> sa.Select[Any]:
     same_id = (
         _E.message_id == sa.bindparam("message_id") if with_message_id else _E.message_id.is_(None)
     )
+    in_inbox = _E.inbox_id == sa.bindparam("inbox_id")
     earlier = (
         sa.select(_E.id)
-        .where(
-            _E.inbox_id == sa.bindparam("inbox_id"), _E.raw_sha256 == sa.bindparam("sha"), same_id
-        )
+        .where(in_inbox, _E.raw_sha256 == sa.bindparam("sha"), same_id)
         .order_by(_E.id)
         .limit(1)
         .scalar_subquery()
     )
+    # Same Message-ID and sender, other bytes (the dedupe index serves it: inbox, Message-ID).
+    conflict: sa.ColumnElement[Any] = sa.null()
+    if with_message_id:
+        conflict = (
+            sa.select(_E.id)
+            .where(
+                in_inbox,
+                same_id,
+                _E.raw_sha256 != sa.bindparam("sha"),
+                sa.func.lower(_E.from_email) == sa.bindparam("sender"),
+            )
+            .order_by(_E.id)
+            .limit(1)
+            .scalar_subquery()
+        )
     return (
         sa.select(
             _I.filters,
             _I.bounce_email_to,
             _I.bounce_email_with_no_attachments,
             earlier.label("earlier"),
+            conflict.label("conflict"),
         )
         .select_from(t.inboxes.join(t.queues, _Q.inbox_id == _I.id))
         .where(_I.id == sa.bindparam("inbox_id"), _Q.id == sa.bindparam("queue_id"))
@@ -141,16 +161,16 @@ async def _deliver_to(
     conn: AsyncConnection, message: Message, target: Target, delivered: Delivered, relay: str
 ) -> notify.Notice | None:
     mail, parsed = message.mail, message.parsed
+    sender = _sender(mail, parsed)
     try:
         queue = await admit(conn, target.organization_id, target.queue_id)
-        place = await _place(conn, target, parsed.message_id, mail.raw.key)
+        place = await _place(conn, target, parsed.message_id, mail.raw.key, sender)
     except (NotFound, ConflictStatus):
         log.warning("mail for %s skipped: its queue is no longer active", target.inbox_email)
         return None
     if place.earlier is not None:
         delivered.duplicate_ids.append(place.earlier)
         return None
-    sender = parsed.sender["email"] or _envelope_address(mail.mail_from)
     filtered = senders.filter_reason(place.filters, sender)
     files = [] if filtered else judge(message.kept, queue.settings, refused_as_documents=True)
     facts = notify.NoticeFacts(
@@ -167,8 +187,18 @@ async def _deliver_to(
     status = None
     if not filtered and not processable:
         status = notify.decide(facts, relay)
-    email_id = await _insert_email(conn, mail, target, parsed, filtered, status)
+    email_id = await _insert_email(conn, mail, target, parsed, filtered, status, place.conflict)
     delivered.email_ids.append(email_id)
+    if place.conflict is not None:
+        logs.event(
+            log,
+            "mail flagged: Message-ID already received from this sender with other content",
+            level=logging.WARNING,
+            email=email_id,
+            earlier_email=place.conflict,
+            inbox=target.inbox_id,
+            message_id=parsed.message_id,
+        )
     if files or mail.task_type:
         submission = Submission(
             organization_id=target.organization_id,
@@ -194,12 +224,18 @@ def _envelope_address(mail_from: str) -> str:
     return "" if mail_from in ("", "<>") else mail_from
 
 
+def _sender(mail: IncomingMail, parsed: ParsedMail) -> str:
+    """The sender an email record shows as `from.email`: the From header's, else the envelope's."""
+    return parsed.sender["email"] or _envelope_address(mail.mail_from)
+
+
 async def _place(
-    conn: AsyncConnection, target: Target, message_id: str | None, raw_sha256: str
+    conn: AsyncConnection, target: Target, message_id: str | None, raw_sha256: str, sender: str
 ) -> Any:
-    """In one query: the inbox's filters and notification fields, and the email an earlier copy
-    of this message became in this inbox (`earlier`). NotFound when the inbox no longer feeds
-    the queue."""
+    """In one query: the inbox's filters and notification fields, the email an earlier copy of
+    this message became in this inbox (`earlier`), and an earlier email of this inbox with the
+    same Message-ID and sender but other bytes (`conflict`). NotFound when the inbox no longer
+    feeds the queue."""
     params: dict[str, Any] = {
         "inbox_id": target.inbox_id,
         "queue_id": target.queue_id,
@@ -207,6 +243,7 @@ async def _place(
     }
     if message_id is not None:
         params["message_id"] = message_id
+        params["sender"] = sender[:512].lower()
     row = (await conn.execute(_PLACE[message_id is not None], params)).first()
     if row is None:
         raise NotFound(f"Inbox {target.inbox_id} no longer feeds queue {target.queue_id}.")
@@ -220,6 +257,7 @@ async def _insert_email(
     parsed: ParsedMail,
     filtered: str | None,
     notification_status: str | None,
+    conflict_id: int | None,
 ) -> int:
     listed = {a["email"].lower() for a in parsed.to + parsed.cc}
     # The envelope recipient the headers do not show was a blind copy. Only this record's own
@@ -234,7 +272,7 @@ async def _insert_email(
             "creator_id": mail.creator_id,
             "type": EmailType.INCOMING,
             "subject": parsed.subject,
-            "from_email": (parsed.sender["email"] or _envelope_address(mail.mail_from))[:512],
+            "from_email": _sender(mail, parsed)[:512],
             "from_name": parsed.sender["name"][:512],
             "to": parsed.to,
             "cc": parsed.cc,
@@ -242,6 +280,7 @@ async def _insert_email(
             "body_text_plain": parsed.body_text_plain,
             "body_text_html": parsed.body_text_html,
             "message_id": parsed.message_id,
+            "message_id_conflict_id": conflict_id,
             "raw_blob": mail.raw.key,
             "raw_sha256": mail.raw.key,
             "labels": [],

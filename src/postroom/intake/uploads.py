@@ -118,7 +118,7 @@ async def receive_upload(
             first = received.files[0]
             async with rt.db.reading() as conn:
                 identity = (first.writer.key, first.name)
-                await refuse_identical(conn, rt.urls, who.organization_id, identity, lock=False)
+                await refuse_identical(conn, rt.urls, who, identity, lock=False)
         stored = await store_files(received, rt.blobs)
     except BaseException:
         await received.discard_quietly()
@@ -127,7 +127,7 @@ async def receive_upload(
     async def create_records(conn: AsyncConnection) -> Accepted:
         if reject_identical:
             identity = (stored[0].blob_key, stored[0].original_file_name)
-            await refuse_identical(conn, rt.urls, who.organization_id, identity, lock=True)
+            await refuse_identical(conn, rt.urls, who, identity, lock=True)
         queue = await admit(conn, who.organization_id, queue_id)
         kept = [KeptFile(file) for file in stored]
         submission = Submission(

@@ -7,8 +7,9 @@
   (`domain.queue_deletion`).
 - Retention: annotations older than their queue's `document_lifetime` are purged
   (`domain.purge`).
-- Housekeeping: finished pipeline jobs older than a week are forgotten; every few hours, blobs
-  left unreferenced by a crash are removed (`domain.purge.sweep_orphan_blobs`).
+- Housekeeping: finished pipeline jobs older than a week are forgotten; idempotency keys older
+  than 24 hours are deleted (`domain.idempotency`); every few hours, blobs left unreferenced by
+  a crash are removed (`domain.purge.sweep_orphan_blobs`).
 
 Several Postroom processes may share one database: a lease row in `duty_leases` names the one
 that sweeps. It is taken when free or expired, renewed while sweeping, and given up on stop; a
@@ -28,7 +29,7 @@ import sqlalchemy as sa
 from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.db.dialect import insert_ignoring_conflict
-from postroom.domain import lifecycle
+from postroom.domain import idempotency, lifecycle
 from postroom.domain.jobs import WorkerIdentity, purge_finished_jobs
 from postroom.domain.purge import purge_annotations, sweep_orphan_blobs
 from postroom.domain.queue_deletion import delete_due_queues
@@ -161,6 +162,7 @@ async def sweep(
         ("queue deletion", lambda: delete_due_queues(rt, renew)),
         ("retention", lambda: purge_expired_annotations(rt)),
         ("finished jobs", lambda: purge_finished_jobs(rt.db, _week_ago())),
+        ("idempotency keys", lambda: idempotency.purge_expired(rt.db, utcnow())),
         ("orphan blobs", lambda: orphans(rt)),
     )
     for name, duty in duties:

@@ -38,6 +38,7 @@ content_route(
         }
     ),
     status=201,
+    idempotent=True,
     response=DocumentJson,
     errors=(AccessForbidden, RequestTimeout, PayloadTooLarge, ServiceUnavailable),
 )

@@ -57,6 +57,7 @@ content_route(
         raw=False,
     ),
     status=202,
+    idempotent=True,
     response=TaskUrlJson,
     errors=(AccessForbidden, ConflictStatus, RequestTimeout, PayloadTooLarge),
 )

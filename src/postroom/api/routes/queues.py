@@ -48,6 +48,7 @@ async def related_objects_counts(call: Call) -> RelatedCountsJson:
     "/queues/from_template",
     body=FromTemplateBody,
     status=201,
+    idempotent=True,
     response=QueueJson,
     errors=(AccessForbidden, Conflict),
 )
@@ -60,6 +61,7 @@ async def create_from_template(call: Call) -> QueueJson:
     ONE + "/duplicate",
     body=DuplicateBody,
     status=201,
+    idempotent=True,
     response=QueueJson,
     errors=(NotFound, AccessForbidden, Conflict),
 )

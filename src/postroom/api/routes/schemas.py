@@ -26,6 +26,7 @@ async def validate_schema(call: Call) -> dict[str, Any]:
     "/schemas/from_template",
     body=SchemaFromTemplateBody,
     status=201,
+    idempotent=True,
     response=SchemaJson,
     errors=(AccessForbidden,),
 )

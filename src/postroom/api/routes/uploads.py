@@ -69,6 +69,7 @@ for path in ("/queues/{id}/upload", "/queues/{id}/upload/{filename}"):
         auth="basic",
         body=UPLOAD_BODY,
         status=201,
+        idempotent=True,
         response=QueueUploadJson,
         errors=UPLOAD_ERRORS,
     )
@@ -88,6 +89,7 @@ for path in ("/uploads", "/uploads/{filename}"):
             ),
         ),
         status=202,
+        idempotent=True,
         response=UploadTaskJson,
         errors=(*UPLOAD_ERRORS, Conflict),
     )

@@ -1,7 +1,7 @@
 """The mail log: one row per SMTP transaction, with the reply the sender got.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import postroom.db.columns
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -40,6 +40,7 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mail_log")),
+        sqlite_autoincrement=True,  # ids are never reused (0002)
     )
     with op.batch_alter_table("mail_log", schema=None) as batch_op:
         batch_op.create_index("ix_mail_log_started_at", ["started_at"], unique=False)
