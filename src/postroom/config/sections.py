@@ -50,9 +50,10 @@ class HttpSettings:
         "(used by rate limits and logs); empty trusts none.",
     )
     max_connections_per_client: int = setting(
-        64,
+        128,
         "Open API connections one client address may hold (the TCP peer: behind a proxy, the "
-        "proxy); beyond it a new connection gets 503 and is closed.",
+        "proxy); beyond it a new connection gets 503 and is closed. Above the 100 parallel "
+        "connections of common HTTP client pools (httpx, aiohttp, the rossum SDK).",
         minimum=1,
     )
     max_connections: int = setting(
