@@ -101,9 +101,10 @@ class SmtpSettings:
         1000, "Commands one SMTP connection may send before it is closed.", minimum=10
     )
     max_connections_per_client: int = setting(
-        16,
+        32,
         "Open SMTP connections one client address may hold; beyond it a new connection gets "
-        "421 4.7.0 and is closed.",
+        "421 4.7.0 and is closed. Above the 20 parallel deliveries per destination of common "
+        "MTAs (Postfix).",
         minimum=1,
     )
     max_connections: int = setting(
