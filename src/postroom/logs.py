@@ -109,8 +109,14 @@ def _is_secret(name: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
+def _safe_value(name: str, value: Any) -> Any:
+    if _is_secret(name):
+        return REDACTED
+    return redact(value) if isinstance(value, str) else value
+
+
 def safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: (REDACTED if _is_secret(k) else v) for k, v in fields.items() if v is not None}
+    return {k: _safe_value(k, v) for k, v in fields.items() if v is not None}
 
 
 def event(

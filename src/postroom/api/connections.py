@@ -5,7 +5,7 @@ connection gets a `GuardedHandler`:
 
 - it is counted in the listener's `ConnectionGate`; over the per-client or the total cap the
   client gets a ready-made `503` (`Connection: close`, `Retry-After`) and the socket is closed
-  before any byte of its request is parsed;
+  (at most `REFUSED_LINGER_S` later) without a byte of its request being parsed;
 - a request's headers must be complete within `http.header_timeout_s` of its first byte (and the
   first request's within that of the connection's opening), else the connection is closed: a
   client trickling header bytes cannot hold a socket forever;
@@ -30,6 +30,9 @@ from postroom import metrics
 from postroom.connections import ConnectionGate
 
 log = logging.getLogger("postroom.connections")
+
+# A refused connection reads and drops its client's bytes this long before it is closed.
+REFUSED_LINGER_S = 1.0
 
 
 def _refusal(scope: str) -> bytes:
@@ -62,6 +65,7 @@ class GuardedHandler(RequestHandler):
         self._header_timer: asyncio.TimerHandle | None = None
         self._address: str | None = None  # set once admitted
         self._refused = False
+        self._refused_close: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -72,7 +76,10 @@ class GuardedHandler(RequestHandler):
             log.warning("HTTP connection refused: %s cap reached (client %s)", scope, address)
             assert isinstance(transport, asyncio.Transport)
             transport.write(_refusal(scope))
-            transport.close()
+            # Half-close and discard what the client still sends for a moment: closing with its
+            # request unread would reset the connection, and the client might never see the 503.
+            transport.write_eof()
+            self._refused_close = self._loop.call_later(REFUSED_LINGER_S, transport.close)
             return
         self._address = address
         super().connection_made(transport)
@@ -80,6 +87,8 @@ class GuardedHandler(RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._refused:
+            if self._refused_close is not None:
+                self._refused_close.cancel()
             return
         self._disarm_header_timer()
         if self._address is not None:
