@@ -4,9 +4,9 @@ stop order. HTTP, SMTP and the pipeline share one event loop and one database po
 Start: raise the open file limit and fit the connection caps to it, migrate, bootstrap the first
 records, build the `Runtime`, bind the HTTP socket (so a port of 0 resolves at once), start the
 pipeline workers and background duties, the SMTP listener (its connections capped), then serve
-HTTP behind the connection caps and the header deadline (`api.connections`). Stop, in reverse: stop accepting HTTP and let in-flight requests finish, close
-SMTP (in-flight deliveries commit), stop the duties and workers (unfinished jobs released), and
-close the database.
+HTTP behind the connection caps and the header deadline (`api.connections`). Stop, in reverse:
+stop accepting HTTP and let in-flight requests finish, close SMTP (in-flight deliveries commit),
+stop the duties and workers (unfinished jobs released), and close the database.
 """
 
 from __future__ import annotations
