@@ -46,6 +46,9 @@ async def bench_service(password: str) -> AsyncIterator[Service]:
             "POSTROOM_BOOTSTRAP_ADMIN_PASSWORD": password,
             "POSTROOM_LOG_LEVEL": "WARNING",
             "POSTROOM_LIMITS_REQUESTS_PER_SECOND": "0",  # measure the endpoints, not the limiter
+            # Every bench client comes from 127.0.0.1: the per-address connection caps stay out.
+            "POSTROOM_HTTP_MAX_CONNECTIONS_PER_CLIENT": "4096",
+            "POSTROOM_SMTP_MAX_CONNECTIONS_PER_CLIENT": "4096",
         }
         if os.environ.get("POSTROOM_DATABASE_URL"):
             env["POSTROOM_DATABASE_URL"] = os.environ["POSTROOM_DATABASE_URL"]

@@ -1,11 +1,12 @@
 """Composition root: configuration → runtime → application services → edges, and their start and
 stop order. HTTP, SMTP and the pipeline share one event loop and one database pool.
 
-Start: migrate, bootstrap the first records, build the `Runtime`, bind the HTTP socket (so a
-port of 0 resolves at once), start the pipeline workers and background duties, the SMTP listener,
-then serve HTTP. Stop, in reverse: stop accepting HTTP and let in-flight requests finish, close
-SMTP (in-flight deliveries commit), stop the duties and workers (unfinished jobs released), and
-close the database.
+Start: raise the open file limit and fit the connection caps to it, migrate, bootstrap the first
+records, build the `Runtime`, bind the HTTP socket (so a port of 0 resolves at once), start the
+pipeline workers and background duties, the SMTP listener (its connections capped), then serve
+HTTP behind the connection caps and the header deadline (`api.connections`). Stop, in reverse:
+stop accepting HTTP and let in-flight requests finish, close SMTP (in-flight deliveries commit),
+stop the duties and workers (unfinished jobs released), and close the database.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from postroom.api.connections import GuardedSite
 from postroom.api.server import build_app
 from postroom.config import Settings
+from postroom.connections import ConnectionGate, fit_caps, raise_fd_limit
 from postroom.console import install as install_console
 from postroom.db.engine import Database
 from postroom.db.migrate import apply_migrations
@@ -53,10 +56,12 @@ class Service:
         self._stops: list[Stop] = []
         self.runtime: Runtime | None = None
         self.smtp_port: int | None = None
+        self.gates: tuple[ConnectionGate, ConnectionGate] | None = None  # (HTTP, SMTP)
 
     async def start(self) -> Running:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        http_gate, smtp_gate = self.gates = _connection_gates(settings)
         db = Database(
             settings.database_url,
             pool_size=settings.database.pool_size,
@@ -77,7 +82,7 @@ class Service:
         intake = Intake(rt, notifier)
         self._stops.append(await start_workers(rt))
         self._stops.append(await start_duties(rt))
-        listener = await start_smtp(intake)
+        listener = await start_smtp(intake, smtp_gate)
         self.smtp_port = listener.port
         self._stops.append(listener.stop)
         app = build_app(rt, intake)
@@ -87,9 +92,13 @@ class Service:
             handle_signals=False,
             access_log=None,
             shutdown_timeout=settings.http.shutdown_timeout,
+            keepalive_timeout=settings.http.keepalive_timeout_s,
         )
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        site = GuardedSite(
+            self._runner, sock, gate=http_gate, header_timeout_s=settings.http.header_timeout_s
+        )
+        await site.start()
         return Running(http_port=http_port, smtp_port=self.smtp_port, first_start=first)
 
     async def stop(self) -> None:
@@ -106,6 +115,23 @@ class Service:
         if self.runtime is not None:
             await self.runtime.db.dispose()
             self.runtime = None
+
+
+def _connection_gates(settings: Settings) -> tuple[ConnectionGate, ConnectionGate]:
+    """The HTTP and SMTP connection caps, fitted to the open file limit (raised first)."""
+    caps = fit_caps(
+        raise_fd_limit(),
+        settings.http.max_connections,
+        settings.smtp.max_connections,
+        smtp_enabled=settings.smtp.enabled,
+    )
+    http = ConnectionGate(
+        "http", caps.http_total, min(settings.http.max_connections_per_client, caps.http_total)
+    )
+    smtp = ConnectionGate(
+        "smtp", caps.smtp_total, min(settings.smtp.max_connections_per_client, caps.smtp_total)
+    )
+    return http, smtp
 
 
 async def run_until_signalled(service: Service) -> None:

@@ -4,7 +4,15 @@ Events carry their ids as structured fields: `logs.event(log, "job finished", an
 queue=3, outcome="to_review")` renders as `... job finished annotation=12 queue=3
 outcome=to_review` in text, or as keys of the JSON object with `log.format = "json"`. Fields whose
 name looks secret (password, token, authorization, key, secret, content) are replaced by `***`
-before rendering, so a careless call cannot leak a credential or document content.
+before rendering, so a careless call cannot leak a credential or document content. Whatever a
+line's origin (aiohttp quoting a malformed request line in its error, an exception message), the
+formatters also blank any `Authorization:` header value and any `Basic`/`Bearer`/`Token`
+credential in the rendered message and traceback (`redact`).
+
+Connection-level loggers (aiohttp's server, asyncio, aiosmtpd, postroom.connections) are
+throttled: each kind of message (logger, level, template) passes `THROTTLE_BURST` times per
+`THROTTLE_WINDOW_S`, the rest are dropped and counted in the next one that passes — a flood of
+broken or refused connections cannot fill the disk with log lines.
 
 Who logs what:
   postroom.access    one line per HTTP request (web/observe.py)
@@ -16,7 +24,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -27,13 +38,85 @@ REDACTED = "***"
 _SECRET_WORDS = ("password", "token", "authorization", "secret", "cookie", "content", "key")
 
 
+# An Authorization header as logged by anyone: the value up to the end of the line is blanked.
+_AUTH_HEADER = re.compile(r"(?i)((?:proxy-)?authorization\b['\"]?[ \t]*[:=]?[ \t]*)[^\r\n]+")
+# A credential after its scheme word, wherever it stands.
+_CREDENTIAL = re.compile(r"(?i)\b(basic|bearer|token)(\s+)[A-Za-z0-9+/=._~\\-]{8,}")
+
+THROTTLED_LOGGERS = ("aiohttp.server", "asyncio", "mail.log", "postroom.connections")
+THROTTLE_BURST = 5
+THROTTLE_WINDOW_S = 60.0
+
+
+def redact(text: str) -> str:
+    """`text` with Authorization header values and scheme credentials replaced by `***`."""
+    if not text:
+        return text
+    text = _AUTH_HEADER.sub(lambda m: m.group(1) + REDACTED, text)
+    return _CREDENTIAL.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+
+
+class Throttle(logging.Filter):
+    """Passes `burst` records of one kind (logger, level, message template) per `window_s`."""
+
+    MAX_KINDS = 1000
+
+    def __init__(
+        self,
+        burst: int = THROTTLE_BURST,
+        window_s: float = THROTTLE_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.burst = burst
+        self.window_s = window_s
+        self._clock = clock
+        # kind → [window start, passed in window, dropped since the last one passed]
+        self._kinds: dict[tuple[str, int, str], list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        state = self._kinds.get(key)
+        if state is None:
+            if len(self._kinds) >= self.MAX_KINDS:
+                self._kinds.clear()
+            state = self._kinds[key] = [now, 0, 0]
+        if now - state[0] >= self.window_s:
+            state[0], state[1] = now, 0
+        if state[1] >= self.burst:
+            state[2] += 1
+            return False
+        state[1] += 1
+        if state[2]:
+            record.msg = f"{record.msg} [{int(state[2])} similar lines suppressed]"
+            state[2] = 0
+        return True
+
+
+def throttle_connection_logs(throttle: Throttle | None = None) -> None:
+    """Install one `Throttle` on each of `THROTTLED_LOGGERS` (replacing an earlier one)."""
+    throttle = throttle or Throttle()
+    for name in THROTTLED_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, Throttle)]:
+            logger.removeFilter(old)
+        logger.addFilter(throttle)
+
+
 def _is_secret(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_WORDS)
 
 
+def _safe_value(name: str, value: Any) -> Any:
+    if _is_secret(name):
+        return REDACTED
+    return redact(value) if isinstance(value, str) else value
+
+
 def safe_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    return {k: (REDACTED if _is_secret(k) else v) for k, v in fields.items() if v is not None}
+    return {k: _safe_value(k, v) for k, v in fields.items() if v is not None}
 
 
 def event(
@@ -56,12 +139,12 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
-        line = f"{stamp}Z {record.levelname} {record.name} {record.getMessage()}"
+        line = f"{stamp}Z {record.levelname} {record.name} {redact(record.getMessage())}"
         fields = getattr(record, FIELDS_ATTR, None)
         if fields:
             line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + redact(self.formatException(record.exc_info))
         return line
 
 
@@ -74,12 +157,12 @@ class JsonFormatter(logging.Formatter):
             "time": stamp,
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for key, value in (getattr(record, FIELDS_ATTR, None) or {}).items():
             document.setdefault(key, value)
         if record.exc_info:
-            document["exception"] = self.formatException(record.exc_info)
+            document["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(document, ensure_ascii=False, default=str)
 
 
@@ -92,5 +175,6 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> No
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.level)
+    throttle_connection_logs()
     # aiohttp's own access log duplicates ours; its other loggers stay at the configured level.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -14,6 +14,8 @@ Who increments what:
                                     (channel="smtp")
   pipeline workers                  JOBS_FINISHED, JOB_FAILURES, JOB_RETRIES, observe_import_latency()
   rate limits                       RATE_LIMITED
+  connection caps (connections.py)  CONNECTIONS_OPEN, CONNECTIONS_REFUSED, CONNECTIONS_TIMED_OUT
+  password checks (credentials.py)  PASSWORD_CHECKS
 """
 
 from __future__ import annotations
@@ -122,6 +124,32 @@ RATE_LIMITED = Counter(
     "Requests or SMTP commands refused by a rate limit, by scope "
     "(address, user, login, smtp_connection, smtp_message).",
     ["scope"],
+    registry=REGISTRY,
+)
+
+CONNECTIONS_OPEN = Gauge(
+    "postroom_connections_open",
+    "Client connections open in this process, by protocol (http, smtp).",
+    ["protocol"],
+    registry=REGISTRY,
+)
+CONNECTIONS_REFUSED = Counter(
+    "postroom_connections_refused",
+    "Connections refused at accept by a cap, by protocol and scope (client, total).",
+    ["protocol", "scope"],
+    registry=REGISTRY,
+)
+CONNECTIONS_TIMED_OUT = Counter(
+    "postroom_connections_timed_out",
+    "Connections closed by a deadline, by protocol and phase (header, body, upload_rate).",
+    ["protocol", "phase"],
+    registry=REGISTRY,
+)
+PASSWORD_CHECKS = Counter(
+    "postroom_password_checks",
+    "argon2 password verifications run, by subject (user, or unknown: a username that does not "
+    "exist is checked against a dummy hash so it takes as long).",
+    ["subject"],
     registry=REGISTRY,
 )
 

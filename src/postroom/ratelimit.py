@@ -4,10 +4,16 @@ HTTP requests pass two checks (`api.middleware.limits`): the client address befo
 authentication (so a flood of bad credentials never reaches the password hash), and after it the
 authenticated user — whether the request came with a token or a Basic credential. Both use
 `limits.requests_per_second` as the refill rate and `limits.burst` as the bucket size (a rate of
-0 disables them). Failed logins — on `/auth/login` and failed Basic credentials — drain a much
-smaller bucket per username and per address (`limits.login_attempts_per_minute`). Over a limit
-the request fails with `errors.RateLimited(retry_after)`, which the error middleware turns into
-429 `{"detail", "code": "rate_limited", "url"}` with `Retry-After`.
+0 disables them). Over a limit the request fails with `errors.RateLimited(retry_after)`, which the
+error middleware turns into 429 `{"detail", "code": "rate_limited", "url"}` with `Retry-After`.
+
+Password checks — `/auth/login`, Basic credentials not in the cache, `/auth/password/change` —
+reserve an attempt (`reserve_login`) BEFORE the password hash runs, so concurrent attempts cannot
+all slip past the check; a success gives it back (`LoginAttempt.succeeded`). Two buckets are
+drawn from, as OWASP advises combining them: the client address (`limits.login_attempts_per_minute`,
+whatever usernames it tries) and the username (`USER_FACTOR` times that, from all addresses
+together). One address alone can drain the username's bucket no faster than it refills, so it
+cannot lock the user out; only many addresses guessing one password together can.
 
 The SMTP listener asks `smtp_connection_allowed(address)` when a client connects and
 `smtp_message_allowed(address)` at each MAIL FROM; on False it answers `421 4.7.0` / `451 4.7.1`.
@@ -30,6 +36,8 @@ from postroom.errors import RateLimited
 
 # Bound on remembered buckets per kind; idle buckets are dropped oldest first beyond it.
 MAX_BUCKETS = 50_000
+# A username's failed-login bucket is this many times an address's: one address never empties it.
+USER_FACTOR = 10
 
 
 @dataclass
@@ -76,10 +84,22 @@ class TokenBuckets:
         bucket = self._refilled(key)
         return 0.0 if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / self.rate
 
-    def drain(self, key: str) -> None:
-        """Take one token even if that leaves the bucket below zero (failed attempts)."""
+    def give_back(self, key: str) -> None:
+        """Return one token taken earlier (an attempt that turned out not to count)."""
         bucket = self._refilled(key)
-        bucket.tokens = max(bucket.tokens - 1.0, -self.capacity)
+        bucket.tokens = min(self.capacity, bucket.tokens + 1.0)
+
+
+class LoginAttempt:
+    """One reserved password attempt; `succeeded()` returns it to its buckets."""
+
+    def __init__(self, buckets: tuple[tuple[TokenBuckets, str], ...]) -> None:
+        self._buckets = buckets
+
+    def succeeded(self) -> None:
+        for buckets, key in self._buckets:
+            buckets.give_back(key)
+        self._buckets = ()
 
 
 class RateLimits:
@@ -93,7 +113,9 @@ class RateLimits:
         self._by_address = TokenBuckets(rate, burst)
         self._by_user = TokenBuckets(rate, burst)
         per_minute = limits.login_attempts_per_minute
-        self._failed_logins = TokenBuckets(per_minute / 60.0, float(per_minute))
+        self._logins_by_address = TokenBuckets(per_minute / 60.0, float(per_minute))
+        per_user = per_minute * USER_FACTOR
+        self._logins_by_user = TokenBuckets(per_user / 60.0, float(per_user))
         conns = limits.smtp_connections_per_minute
         self._smtp_connections = TokenBuckets(conns / 60.0, float(conns))
         msgs = limits.smtp_messages_per_minute
@@ -117,19 +139,20 @@ class RateLimits:
             metrics.RATE_LIMITED.labels(scope="user").inc()
             raise RateLimited(wait, "Too many requests for this user; retry later.")
 
-    def check_login(self, username: str, address: str) -> None:
-        """Refuse a login attempt while its username or address has failed too often."""
-        wait = max(
-            self._failed_logins.wait_needed("user:" + username.lower()),
-            self._failed_logins.wait_needed("addr:" + address),
+    def reserve_login(self, username: str, address: str) -> LoginAttempt:
+        """Count a password attempt before it is checked; 429 when its address or its username
+        has no attempt left. Call `succeeded()` on the result when the password was right."""
+        keys = (
+            (self._logins_by_address, address),
+            (self._logins_by_user, username.lower()),
         )
+        wait = max(buckets.wait_needed(key) for buckets, key in keys)
         if wait:
             metrics.RATE_LIMITED.labels(scope="login").inc()
             raise RateLimited(wait, "Too many failed logins; retry later.")
-
-    def record_failed_login(self, username: str, address: str) -> None:
-        self._failed_logins.drain("user:" + username.lower())
-        self._failed_logins.drain("addr:" + address)
+        for buckets, key in keys:
+            buckets.take(key)
+        return LoginAttempt(keys)
 
     # -- SMTP -------------------------------------------------------------------------------
 

@@ -1,7 +1,12 @@
-"""Reading request bodies and query parameters: JSON (or form) → validated values, or a 400 naming the field."""
+"""Reading request bodies and query parameters: JSON (or form) → validated values, or a 400 naming the field.
+
+A body read whole must arrive within `http.body_timeout_s` (else 408, and the connection closes):
+a client trickling a JSON body cannot hold a handler and its connection forever.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeVar
 
@@ -9,7 +14,9 @@ import pydantic
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from postroom.errors import BadRequest, NotFound
+from postroom import metrics
+from postroom.api.keys import runtime
+from postroom.errors import BadRequest, NotFound, RequestTimeout
 from postroom.urls import MAX_ID
 
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -22,6 +29,18 @@ async def read_object(request: web.Request, *, allow_form: bool = False) -> dict
     """The body as a JSON object ({} when empty); form bodies too when `allow_form`."""
     if request.content_length and request.content_length > MAX_JSON_BODY:
         raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+    timeout = runtime(request).settings.http.body_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read_object(request, allow_form)
+    except TimeoutError:
+        metrics.CONNECTIONS_TIMED_OUT.labels(protocol="http", phase="body").inc()
+        raise RequestTimeout(
+            f"The request body did not arrive within {timeout:g} s (http.body_timeout_s)."
+        ) from None
+
+
+async def _read_object(request: web.Request, allow_form: bool) -> dict[str, Any]:
     if allow_form and request.content_type in (
         "application/x-www-form-urlencoded",
         "multipart/form-data",

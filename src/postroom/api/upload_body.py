@@ -18,7 +18,7 @@ from typing import TypeVar
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from postroom.api.middleware.errors import error_response
+from postroom.api.middleware.errors import answer_and_close, error_response
 from postroom.api.request_digest import DIGEST, RequestDigest
 from postroom.api.routing import Call, Handler
 from postroom.errors import BadRequest, PayloadTooLarge, PostroomError, RequestTimeout
@@ -152,6 +152,8 @@ def closes_when_refused(handler: H) -> H:
             return await handler(call)
         except PostroomError as error:
             response = error_response(error)
+            if isinstance(error, RequestTimeout):
+                return await answer_and_close(call.request, response)
             if not call.request.content.is_eof():
                 response.force_close()
             return response

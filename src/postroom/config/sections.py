@@ -49,6 +49,37 @@ class HttpSettings:
         "Comma list of proxy addresses/networks whose X-Forwarded-For names the client "
         "(used by rate limits and logs); empty trusts none.",
     )
+    max_connections_per_client: int = setting(
+        128,
+        "Open API connections one client address may hold (the TCP peer: behind a proxy, the "
+        "proxy); beyond it a new connection gets 503 and is closed. Above the 100 parallel "
+        "connections of common HTTP client pools (httpx, aiohttp, the rossum SDK).",
+        minimum=1,
+    )
+    max_connections: int = setting(
+        0,
+        "Open API connections in total; beyond it 503 and close. 0 sizes it to the process's "
+        "file descriptor limit (raised to the hard limit at start): three quarters of "
+        "(limit - 256) when SMTP runs, all of it otherwise. A larger value is lowered to fit.",
+        minimum=0,
+    )
+    header_timeout_s: float = setting(
+        20.0,
+        "Seconds a client has to send a request's headers, from its first byte (or from the "
+        "connection's opening); then the connection is closed.",
+        minimum=0.01,
+    )
+    keepalive_timeout_s: float = setting(
+        75.0,
+        "Seconds an idle keep-alive connection stays open waiting for the next request.",
+        minimum=0.01,
+    )
+    body_timeout_s: float = setting(
+        60.0,
+        "Seconds a whole non-upload request body (JSON, forms) may take to arrive; then 408 "
+        "and the connection is closed. Uploads follow limits.upload_min_bytes_per_s instead.",
+        minimum=0.01,
+    )
 
 
 @dataclass(frozen=True)
@@ -68,6 +99,19 @@ class SmtpSettings:
     )
     max_commands: int = setting(
         1000, "Commands one SMTP connection may send before it is closed.", minimum=10
+    )
+    max_connections_per_client: int = setting(
+        32,
+        "Open SMTP connections one client address may hold; beyond it a new connection gets "
+        "421 4.7.0 and is closed. Above the 20 parallel deliveries per destination of common "
+        "MTAs (Postfix).",
+        minimum=1,
+    )
+    max_connections: int = setting(
+        0,
+        "Open SMTP connections in total; beyond it 421 4.7.0 and close. 0 sizes it to the "
+        "file descriptor limit: a quarter of (limit - 256). A larger value is lowered to fit.",
+        minimum=0,
     )
     tls_cert: str = setting("", "PEM certificate for STARTTLS; empty disables STARTTLS.")
     tls_key: str = setting("", "PEM private key for STARTTLS.")
@@ -115,6 +159,12 @@ class LimitsSettings:
         60.0,
         "Seconds an upload body may stall (no bytes arriving) before it is dropped with 408.",
         minimum=0.01,
+    )
+    upload_min_bytes_per_s: float = setting(
+        1024.0,
+        "Slowest average rate an upload body may arrive at, counted after a grace of "
+        "upload_idle_timeout_s; a slower one is dropped with 408 (0 disables).",
+        minimum=0,
     )
     requests_per_second: float = setting(
         50.0, "Sustained API requests per second per user and per client address.", minimum=0

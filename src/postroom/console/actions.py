@@ -57,13 +57,8 @@ async def show_login(request: web.Request) -> web.StreamResponse:
 async def submit_login(request: web.Request) -> web.StreamResponse:
     form = await require_csrf(request)
     username, password = form.get("username", ""), form.get("password", "")
-    address = request.remote or "unknown"
-    limits = runtime(request).rate_limits
-    limits.check_login(username, address)
     key = await log_in(request, username, password) if username and password else None
     if key is None:
-        if username:
-            limits.record_failed_login(username, address)
         return login_form(request, error="Invalid username or password.", status=401)
     response = see_other(_safe_next(form.get("next")))
     start_session(request, response, key)

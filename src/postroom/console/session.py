@@ -100,9 +100,11 @@ def set_cookie(
 
 
 async def log_in(request: web.Request, username: str, password: str) -> str | None:
+    """A session token for valid credentials; the attempt counts against the same per-address and
+    per-user login limits as the API's login (reserved before the password is checked)."""
     rt = runtime(request)
     lifetime = min(rt.settings.auth.token_lifetime_s, rt.settings.auth.console_session_s)
-    return await auth.log_in(rt, username, password, lifetime)
+    return await auth.log_in(rt, username, password, lifetime, request.remote or "unknown")
 
 
 def start_session(request: web.Request, response: web.StreamResponse, key: str) -> None:

@@ -3,8 +3,10 @@
 Tokens are random keys of which only the sha256 is stored (`credentials.token_digest`); they
 expire. Basic credentials are checked against the argon2 hash once and then remembered for a
 while (`credentials.BasicCredentialCache`), so an integration posting thousands of files does not
-pay a password hash per request. Any failure is `AuthenticationFailed` (401): clients log in
-again on 401.
+pay a password hash per request. Every password check first reserves a login attempt
+(`ratelimit.RateLimits.reserve_login`, 429 when none is left) and an unknown username is checked
+against a dummy hash, so timing does not tell which usernames exist. Any failure is
+`AuthenticationFailed` (401): clients log in again on 401.
 """
 
 from __future__ import annotations
@@ -54,22 +56,44 @@ async def token_actor(rt: Runtime, key: str) -> Actor:
     return _actor_from_row(row, digest)
 
 
-async def basic_actor(rt: Runtime, username: str, password: str) -> Actor:
+async def basic_actor(rt: Runtime, username: str, password: str, source: str) -> Actor:
+    """The user of a Basic credential sent from client address `source`. A credential verified
+    lately is answered from the cache; a new verification costs a login attempt (`ratelimit`),
+    reserved before the password hash runs and given back when it was right."""
     async with rt.db.reading() as conn:
         row = (await conn.execute(_BY_USERNAME, {"username": username})).first()
     if row is None:
+        rt.rate_limits.reserve_login(username, source)
+        await credentials.verify_password_async("", password, source)  # as slow as a real one
         raise AuthenticationFailed("Invalid username or password.")
-    if not await rt.basic_cache.verify(username, password, row.id, row.password_hash):
+    # Requests carrying the same credential while it is being verified share that verification
+    # (and its one reserved attempt).
+    if not await rt.basic_cache.verify(
+        username,
+        password,
+        row.id,
+        row.password_hash,
+        source,
+        reserve=lambda: rt.rate_limits.reserve_login(username, source),
+    ):
         raise AuthenticationFailed("Invalid username or password.")
     return _actor_from_row(row)
 
 
-async def log_in(rt: Runtime, username: str, password: str, lifetime_s: int) -> str | None:
-    """A new token for valid credentials; None when they are not (the caller counts failures)."""
+async def log_in(
+    rt: Runtime, username: str, password: str, lifetime_s: int, source: str
+) -> str | None:
+    """A new token for valid credentials; None when they are not. The attempt is reserved
+    before the password is checked (429 once `source` or `username` has none left)."""
     async with rt.db.reading() as conn:
         row = (await conn.execute(_BY_USERNAME, {"username": username})).first()
-    if row is None or not await credentials.verify_password_async(row.password_hash, password):
+    attempt = rt.rate_limits.reserve_login(username, source)
+    if row is None:
+        await credentials.verify_password_async("", password, source)  # as slow as a real one
         return None
+    if not await credentials.verify_password_async(row.password_hash, password, source):
+        return None
+    attempt.succeeded()
     key = credentials.new_token()
     now = utcnow()
     async with rt.db.transaction() as conn:

@@ -336,8 +336,12 @@ def _render(urls: Urls, row: Any, queue_ids: list[int]) -> UserJson:
 USERS = Users()
 
 
-async def change_own_password(rt: Runtime, who: Actor, body: PasswordChangeBody) -> UserJson:
-    """The caller changes their own password; every other token of theirs is revoked."""
+async def change_own_password(
+    rt: Runtime, who: Actor, body: PasswordChangeBody, source: str
+) -> UserJson:
+    """The caller changes their own password; every other token of theirs is revoked. The old
+    password is checked like a login: the attempt is reserved first (429 when `source` or the
+    username has none left) and given back when it was right."""
     require_fields(body, ("old_password", "new_password1", "new_password2"))
     if body.new_password1 != body.new_password2:
         raise BadRequest("new_password2: the two new passwords differ.")
@@ -346,8 +350,10 @@ async def change_own_password(rt: Runtime, who: Actor, body: PasswordChangeBody)
         current = (
             await conn.execute(sa.select(u.c.password_hash).where(u.c.id == who.user_id))
         ).scalar_one()
-    if not await credentials.verify_password_async(current, body.old_password):
+    attempt = rt.rate_limits.reserve_login(who.username, source)
+    if not await credentials.verify_password_async(current, body.old_password, source):
         raise BadRequest("old_password: the current password is not correct.")
+    attempt.succeeded()
     new_hash = await asyncio.to_thread(credentials.hash_password, body.new_password1)
     async with rt.db.transaction() as conn:
         await conn.execute(u.update().where(u.c.id == who.user_id).values(password_hash=new_hash))

@@ -34,6 +34,7 @@ def _rules(rt: Runtime) -> BodyRules:
             "values": parts.MAX_VALUES_BYTES,
         },
         idle_timeout_s=rt.settings.limits.upload_idle_timeout_s,
+        min_bytes_per_s=rt.settings.limits.upload_min_bytes_per_s,
     )
 
 

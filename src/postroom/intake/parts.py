@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from postroom import metrics
 from postroom.blobs.local import BlobWriter, LocalBlobStore
 from postroom.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from postroom.intake import names
@@ -111,6 +112,8 @@ class BodyRules:
     max_body_bytes: int
     field_limits: dict[str, int]  # allowed text fields → largest size in bytes
     idle_timeout_s: float  # a body that stalls this long is dropped (408)
+    # A body averaging less, counted after a grace of `idle_timeout_s`, is dropped (408); 0: off.
+    min_bytes_per_s: float = 0.0
 
     @property
     def allowed_fields(self) -> Collection[str]:
@@ -140,20 +143,38 @@ class _Reader:
         self.blobs = blobs
         self.rules = rules
         self.received = received
+        self.started = asyncio.get_running_loop().time()
 
     def check_total(self) -> None:
         if self.body.bytes_read > self.rules.max_body_bytes:
             raise PayloadTooLarge(_too_large_detail(self.rules.max_body_bytes))
 
+    def _too_slow_in(self) -> float | None:
+        """Seconds until the body's average rate falls below `min_bytes_per_s` (None: off)."""
+        rate = self.rules.min_bytes_per_s
+        if rate <= 0:
+            return None
+        due = self.started + self.rules.idle_timeout_s + self.body.bytes_read / rate
+        return max(0.0, due - asyncio.get_running_loop().time())
+
     async def unstalled(self, read: Awaitable[T]) -> T:
-        """One read of the body; a client that sends nothing for `idle_timeout_s` gets a 408
-        (aiohttp has no timeout of its own while a body streams, so it would hold a temp file
-        forever)."""
+        """One read of the body; a client that sends nothing for `idle_timeout_s`, or sends
+        slower than `min_bytes_per_s` on average, gets a 408 (aiohttp has no timeout of its
+        own while a body streams, so it would hold a temp file and a connection forever)."""
         timeout = self.rules.idle_timeout_s
+        too_slow_in = self._too_slow_in()
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(
+                timeout if too_slow_in is None else min(timeout, too_slow_in)
+            ):
                 return await read
         except TimeoutError:
+            if too_slow_in is not None and too_slow_in < timeout:
+                metrics.CONNECTIONS_TIMED_OUT.labels(protocol="http", phase="upload_rate").inc()
+                raise RequestTimeout(
+                    f"The request body arrived slower than {self.rules.min_bytes_per_s:g} "
+                    "bytes/s (limits.upload_min_bytes_per_s)."
+                ) from None
             raise RequestTimeout(
                 f"No bytes of the request body arrived for {timeout:g} s "
                 "(limits.upload_idle_timeout_s)."

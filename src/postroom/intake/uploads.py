@@ -56,6 +56,7 @@ def _rules(rt: Runtime, **fields: int) -> BodyRules:
         max_body_bytes=limits.max_upload_bytes,
         field_limits={"metadata": limits.max_metadata_bytes, **fields},
         idle_timeout_s=limits.upload_idle_timeout_s,
+        min_bytes_per_s=limits.upload_min_bytes_per_s,
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from postroom.config import SmtpSettings
+from postroom.connections import ConnectionGate
 from postroom.intake.service import Intake
 from postroom.smtp.handler import InboxHandler
 from postroom.smtp.session import PostroomSMTP, SessionRegistry
@@ -40,10 +41,16 @@ class Listener:
     stop: Callable[[], Awaitable[None]]
 
 
-async def start_smtp(intake: Intake) -> Listener:
-    """Bind the SMTP listener (unless disabled); stopping it also drains pending notices."""
+async def start_smtp(intake: Intake, gate: ConnectionGate | None = None) -> Listener:
+    """Bind the SMTP listener (unless disabled); stopping it also drains pending notices.
+
+    `gate` caps the open connections (default: the configured caps, 1024 in total when
+    `smtp.max_connections` is 0)."""
     rt = intake.rt
     settings = rt.settings.smtp
+    if gate is None:
+        total = settings.max_connections or 1024
+        gate = ConnectionGate("smtp", total, min(settings.max_connections_per_client, total))
     notifier = intake.notifier
     if not settings.enabled:
 
@@ -55,7 +62,7 @@ async def start_smtp(intake: Intake) -> Listener:
     loop = asyncio.get_running_loop()
     context = tls_context(settings)
     handler = InboxHandler(intake, starttls=context is not None)
-    registry = SessionRegistry()
+    registry = SessionRegistry(gate)
 
     def factory() -> PostroomSMTP:
         return PostroomSMTP(

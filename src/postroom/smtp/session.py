@@ -29,12 +29,14 @@ from aiosmtpd.smtp import SMTP, syntax
 from postroom import metrics
 from postroom.blobs.local import BlobWriter, LocalBlobStore
 from postroom.config import SmtpSettings
+from postroom.connections import ConnectionGate
 from postroom.intake.mail_records import RawMessage
 from postroom.smtp import replies
 from postroom.smtp.dotstream import DotDecoder
 from postroom.smtp.handler import InboxHandler, MailEnvelope, peer_address
 
 log = logging.getLogger("postroom.smtp")
+connection_log = logging.getLogger("postroom.connections")
 
 BLOCK = 256 * 1024
 FLUSH_BYTES = 1024 * 1024  # message bytes gathered before one write to the temp file
@@ -45,7 +47,8 @@ DRAIN_FACTOR = 4
 class SessionRegistry:
     """The open connections and the deliveries in flight, for a graceful stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, gate: ConnectionGate) -> None:
+        self.gate = gate  # open connections per client address and in total
         self.sessions: set[PostroomSMTP] = set()
         self.deliveries: set[asyncio.Task[str]] = set()
         self.cleanups: set[asyncio.Task[None]] = set()
@@ -150,6 +153,7 @@ class PostroomSMTP(SMTP):
         self.max_bytes = settings.max_message_bytes
         self.receiving = False  # inside DATA, or storing what DATA received
         self._refused: str | None = None
+        self._admitted: str | None = None  # the client address the gate counted
 
     def _create_envelope(self) -> MailEnvelope:
         self._journal_unfinished()
@@ -172,17 +176,30 @@ class PostroomSMTP(SMTP):
             return  # the TLS layer after STARTTLS: same session
         self.registry.sessions.add(self)
         metrics.SMTP_SESSIONS.inc()
+        address = peer_address(transport.get_extra_info("peername"))
         if self.registry.closing:
             self._refused = replies.SHUTTING_DOWN
-        elif not self.handler.rate_limits.smtp_connection_allowed(
-            peer_address(transport.get_extra_info("peername"))
-        ):
+            return
+        scope = self.registry.gate.admit(address)
+        if scope is not None:
+            connection_log.warning(
+                "SMTP connection refused: %s cap reached (client %s)", scope, address
+            )
+            self._refused = (
+                replies.TOO_MANY_CONNECTIONS if scope == "client" else replies.SERVER_BUSY
+            )
+            return
+        self._admitted = address
+        if not self.handler.rate_limits.smtp_connection_allowed(address):
             self._refused = replies.RATE_LIMITED_CONNECTIONS
 
     def connection_lost(self, error: Exception | None) -> None:
         self.registry.sessions.discard(self)
         if not self.receiving:  # a delivery in flight logs its own outcome
             self._journal_unfinished()
+        if self._admitted is not None:
+            self.registry.gate.release(self._admitted)
+            self._admitted = None
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from postroom.api.keys import ACTOR, runtime
+from postroom.api.middleware.limits import client_address
 from postroom.api.routing import endpoint_of
 from postroom.domain import auth
 from postroom.domain.access import Actor
@@ -55,7 +56,10 @@ async def authenticate(request: web.Request, *, allow_basic: bool) -> Actor:
                 "Basic authentication is not accepted here; log in at /api/v1/auth/login "
                 "and send the token."
             )
-        return await auth.basic_actor(runtime(request), *basic_credentials(credentials))
+        username, password = basic_credentials(credentials)
+        return await auth.basic_actor(
+            runtime(request), username, password, source=client_address(request)
+        )
     raise AuthenticationFailed("Unsupported Authorization header; use Bearer, Token or Basic.")
 
 

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from postroom.errors import PostroomError, RateLimited
+from postroom.errors import PostroomError, RateLimited, RequestTimeout
 
 log = logging.getLogger("postroom.http")
 
@@ -35,10 +35,23 @@ def error_response(error: PostroomError) -> web.Response:
     return response
 
 
+async def answer_and_close(request: web.Request, response: web.Response) -> web.Response:
+    """Send `response` now and close the connection at once (no lingering read of the rest of
+    the body): for a client whose body did not arrive in time."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # after the buffered answer is written
+    return response
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except RequestTimeout as error:
+        return await answer_and_close(request, error_response(error))
     except PostroomError as error:
         return error_response(error)
     except web.HTTPException as exc:

@@ -1,23 +1,18 @@
 """Rate limits at the HTTP edge (`ratelimit.RateLimits` holds the buckets).
 
-`address_rate_limit` runs before authentication: the client address's bucket, and for endpoints
-that accept Basic credentials the failed-login bucket of the username they carry. After
-authentication, `user_rate_limit` charges the user the request acts as. The client address is
+`address_rate_limit` runs before authentication: the client address's bucket (failed passwords
+are limited where they are checked, `domain.auth`, before the hash runs). After authentication, `user_rate_limit` charges the user the request acts as. The client address is
 the peer, or the client a trusted proxy (`http.forwarded_allow_ips`) names in X-Forwarded-For.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from postroom.api.keys import ACTOR, runtime
-from postroom.api.routing import endpoint_of
-from postroom.errors import AuthenticationFailed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,37 +52,12 @@ def client_address(request: web.Request) -> str:
     return remote
 
 
-def _basic_username(request: web.Request) -> str | None:
-    scheme, _, encoded = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        return base64.b64decode(encoded.strip(), validate=True).decode("utf-8").split(":", 1)[0]
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-
-
 @web.middleware
 async def address_rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Before authentication: the per-address bucket, and failed Basic credentials."""
-    if request.path in EXEMPT_PATHS:
-        return await handler(request)
-    limits = runtime(request).rate_limits
-    address = client_address(request)
-    limits.check_address(address)
-    # Only endpoints that accept Basic check the password; elsewhere Basic is refused unverified.
-    endpoint = endpoint_of(request.match_info.handler)
-    accepts_basic = endpoint is not None and endpoint.auth == "basic"
-    basic_user = _basic_username(request) if accepts_basic else None
-    if basic_user is None:
-        return await handler(request)
-    limits.check_login(basic_user, address)
-    try:
-        return await handler(request)
-    except AuthenticationFailed:
-        if ACTOR not in request:  # the credential itself was refused, not a later check
-            limits.record_failed_login(basic_user, address)
-        raise
+    """Before authentication: the per-address bucket."""
+    if request.path not in EXEMPT_PATHS:
+        runtime(request).rate_limits.check_address(client_address(request))
+    return await handler(request)
 
 
 @web.middleware

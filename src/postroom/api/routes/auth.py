@@ -54,11 +54,8 @@ async def login(call: Call) -> dict[str, str]:
     username, password = body.username, body.password
     lifetime = _lifetime(call, body.max_token_lifetime_s)
     address = client_address(call.request)
-    limits = call.rt.rate_limits
-    limits.check_login(username, address)
-    key = await auth.log_in(call.rt, username, password, lifetime)
+    key = await auth.log_in(call.rt, username, password, lifetime, source=address)
     if key is None:
-        limits.record_failed_login(username, address)
         raise AuthenticationFailed("Unable to log in with provided credentials.")
     settings = call.rt.settings
     own_host = call.request.url.host or ""
@@ -86,8 +83,11 @@ async def current_user(call: Call) -> UserJson:
     body=PasswordChangeBody,
     form=True,
     response=UserJson,
-    errors=(NotFound,),
+    errors=(NotFound, RateLimited),
 )
 async def change_own_password(call: Call) -> UserJson:
-    """The caller changes their own password; every other token of theirs is revoked."""
-    return await users.change_own_password(call.rt, call.actor, call.body)
+    """The caller changes their own password; every other token of theirs is revoked. A wrong
+    old password counts as a failed login (429 once too many)."""
+    return await users.change_own_password(
+        call.rt, call.actor, call.body, source=client_address(call.request)
+    )
