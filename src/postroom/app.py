@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -42,7 +43,7 @@ class ListenError(Exception):
 
 
 def _listen_error(what: str, host: str, port: int, error: OSError) -> ListenError:
-    reason = (error.strerror or str(error)).lower()
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
     return ListenError(f"cannot listen on {host}:{port} ({what}): {reason}")
 
 

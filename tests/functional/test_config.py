@@ -56,6 +56,18 @@ def test_serve_with_bad_value_exits_with_one_line(
     assert not (tmp_path / "data").exists()  # nothing started, nothing created
 
 
+def test_out_of_range_port_names_the_variable_and_exits_2(tmp_path: Path) -> None:
+    """`POSTROOM_HTTP_PORT=70000 postroom serve`: one line naming the variable and the range,
+    exit 2 (a configuration mistake), no traceback."""
+    result = _serve(tmp_path, POSTROOM_HTTP_PORT="70000")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "postroom: configuration error: invalid value for POSTROOM_HTTP_PORT: '70000' "
+        "(must be <= 65535)"
+    )
+    assert result.stdout == ""
+
+
 def test_serve_with_bad_config_file_path(tmp_path: Path) -> None:
     """`--config` naming a missing file stops start-up with one line naming the file."""
     result = _serve(tmp_path, "--config", str(tmp_path / "missing.toml"))

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+import socket
+import subprocess
+import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -53,3 +59,43 @@ async def test_sigterm_exits_zero_and_configured_password_is_not_printed(
     assert proc.wait(timeout=10) == 0
     assert ADMIN_PASSWORD not in proc.output()
     assert "from the configuration" in proc.output()
+
+
+def test_port_in_use_loses_no_first_start_credentials(
+    tmp_path: Path, fresh_database: None
+) -> None:
+    """A first start whose HTTP port is taken fails in one line naming the port and creates no
+    admin; started again on a free port, it prints the generated password, which logs in."""
+    proc = ServeProcess(tmp_path / "data", POSTROOM_BOOTSTRAP_ADMIN_PASSWORD="")
+    with socket.create_server(("127.0.0.1", proc.http_port)):
+        failed = subprocess.run(
+            [sys.executable, "-m", "postroom", "serve"],
+            env=proc.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert failed.returncode == 1, failed.stderr
+    assert "password" not in failed.stdout + failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if "postroom:" in line]
+    assert errors == [
+        f"postroom: cannot listen on 127.0.0.1:{proc.http_port} (http.port): address already in use"
+    ], failed.stderr
+    assert "Traceback" not in failed.stderr
+
+    proc.start()
+    try:
+        found = re.search(r"Admin user: +admin +password: (\S+)", proc.output())
+        assert found, proc.output()
+        body = json.dumps({"username": "admin", "password": found.group(1)}).encode()
+        request = urllib.request.Request(
+            proc.base + "/api/v1/auth/login",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200 and json.load(response)["key"]
+    finally:
+        proc.signal(signal.SIGTERM)
+        assert proc.wait() == 0

@@ -107,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         elif args.command == "migrate":
             asyncio.run(_migrate(settings))
         else:
+            admin.prepare(args)
             asyncio.run(admin.run(settings, args))
     except (ListenError, admin.CommandError) as error:
         return _fail(str(error))

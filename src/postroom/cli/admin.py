@@ -56,10 +56,15 @@ async def open_existing(settings: Settings, create: bool) -> Database:
     return db
 
 
+def prepare(args: argparse.Namespace) -> None:
+    """What is asked at the terminal, asked before any database work (and outside the event
+    loop, so Ctrl-C at a prompt interrupts at once)."""
+    if args.command == "user":
+        read_password(args, args.username)
+
+
 async def run(settings: Settings, args: argparse.Namespace) -> None:
     work = f"{args.command} {args.action}"
-    if work in ("user create", "user password"):
-        read_password(args, args.username)  # asked before any database work: fail fast
     db = await open_existing(settings, args.create)
     try:
         if work == "user create":
