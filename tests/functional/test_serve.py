@@ -61,9 +61,7 @@ async def test_sigterm_exits_zero_and_configured_password_is_not_printed(
     assert "from the configuration" in proc.output()
 
 
-def test_port_in_use_loses_no_first_start_credentials(
-    tmp_path: Path, fresh_database: None
-) -> None:
+def test_port_in_use_loses_no_first_start_credentials(tmp_path: Path, fresh_database: None) -> None:
     """A first start whose HTTP port is taken fails in one line naming the port and creates no
     admin; started again on a free port, it prints the generated password, which logs in."""
     proc = ServeProcess(tmp_path / "data", POSTROOM_BOOTSTRAP_ADMIN_PASSWORD="")

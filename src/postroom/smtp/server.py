@@ -70,6 +70,7 @@ async def start_smtp(intake: Intake) -> Listener:
             registry=registry,
             tls_context=context,
             loop=loop,
+            mail_addresses=rt.settings.log.mail_addresses,
         )
 
     server = await loop.create_server(
