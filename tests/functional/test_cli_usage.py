@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import postroom
+from postroom.domain.bootstrap import write_credentials
 from tests.cli_support import command_env, one_line_error, postroom_sync
 from tests.cli_support import postroom as run
 from tests.conftest import PG_URL, Api, RunningServer, reset_postgres
@@ -135,9 +136,11 @@ async def test_user_password_reads_stdin_without_a_terminal(
     server: RunningServer, anon: Api
 ) -> None:
     """Piped into `user password` (no TTY) or given with `--password-stdin`, the password is the
-    first line of stdin; it then works for login."""
+    first line of stdin; it then works for login (and the first-start password file is gone)."""
+    kept = write_credentials(server.data_dir, "admin", "first-start-password")
     piped = await run(server.data_dir, "user", "password", "admin", stdin=b"piped-password-1\n")
     assert piped.returncode == 0, piped.stderr
+    assert not kept.exists()
     await anon.login("admin", "piped-password-1")
     created = await run(
         server.data_dir,

@@ -53,7 +53,10 @@ def _print_start(settings: Settings, running: Running) -> None:
     print("First start: created an organization, a workspace, a schema and a queue.")
     if first.admin_password:
         print(f"Admin user:    {first.admin_username}   password: {first.admin_password}")
-        print("               (generated now and shown once: store it safely)")
+        print("               (generated now: store it safely)")
+        if first.credentials_file is not None:
+            print(f"               also kept in {first.credentials_file} (mode 0600)")
+            print("               until that user first logs in; then it is deleted")
     else:
         print(f"Admin user:    {first.admin_username}   password: from the configuration")
     print(f"Inbox address: {first.inbox_email}")

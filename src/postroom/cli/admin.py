@@ -18,6 +18,7 @@ from postroom.db import tables as t
 from postroom.db.engine import Database
 from postroom.db.migrate import apply_migrations, has_schema, sqlite_file
 from postroom.domain import passwords
+from postroom.domain.bootstrap import forget_credentials
 from postroom.errors import BadRequest
 
 
@@ -70,7 +71,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> None:
         if work == "user create":
             await user_create(db, args)
         elif work == "user password":
-            await user_password(db, args)
+            await user_password(db, settings, args)
         elif work == "queue list":
             await queue_list(db)
         elif work == "queue create":
@@ -143,7 +144,7 @@ async def user_create(db: Database, args: argparse.Namespace) -> None:
     print(f"created user {args.username} (id {user_id}, role {args.role})")
 
 
-async def user_password(db: Database, args: argparse.Namespace) -> None:
+async def user_password(db: Database, settings: Settings, args: argparse.Namespace) -> None:
     password = read_password(args, args.username)
     async with db.transaction() as conn:
         result = await conn.execute(
@@ -158,6 +159,7 @@ async def user_password(db: Database, args: argparse.Namespace) -> None:
         ).scalar_one()
         # A new password revokes the tokens issued under the old one.
         await conn.execute(t.tokens.delete().where(t.tokens.c.user_id == user_id))
+    forget_credentials(settings.data_dir, args.username)
     print(f"password of {args.username} changed; its tokens were revoked")
 
 
