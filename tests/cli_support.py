@@ -20,11 +20,15 @@ class Outcome:
     stderr: str
 
 
-def command_env(data_dir: Path, own_sqlite: bool = False, **env: str) -> dict[str, str]:
-    """The environment of a command on `data_dir` (and the PostgreSQL database under test)."""
+def command_env(data_dir: Path | None, own_sqlite: bool = False, **env: str) -> dict[str, str]:
+    """The environment of a command on `data_dir` (and the PostgreSQL database under test);
+    with `data_dir` None, on whatever the configuration file names (SQLite)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
-    environ["POSTROOM_STORAGE_DATA_DIR"] = str(data_dir)
     environ["POSTROOM_LOG_LEVEL"] = "WARNING"
+    if data_dir is None:
+        own_sqlite = True
+    else:
+        environ["POSTROOM_STORAGE_DATA_DIR"] = str(data_dir)
     if PG_URL and not own_sqlite:
         environ["POSTROOM_DATABASE_URL"] = PG_URL
     environ.update(env)
@@ -56,7 +60,9 @@ async def postroom(
     return Outcome(process.returncode, stdout.decode(), stderr.decode())
 
 
-def postroom_sync(data_dir: Path, *args: str, cwd: Path | None = None, **env: str) -> Outcome:
+def postroom_sync(
+    data_dir: Path | None, *args: str, cwd: Path | None = None, **env: str
+) -> Outcome:
     """`postroom` for tests that run no service in-process."""
     result = subprocess.run(
         [sys.executable, "-m", "postroom", *args],
