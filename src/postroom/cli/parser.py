@@ -61,7 +61,12 @@ def _password_options(parser: Parser) -> None:
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="postroom", description="Postroom document intake gateway")
+    parser = Parser(
+        prog="postroom",
+        description="Postroom document intake gateway",
+        epilog="exit codes: 0 done, 1 failed (one line says why), 2 a mistake in the command line "
+        "or the configuration, 130 interrupted",
+    )
     parser.add_argument("--version", action="version", version=f"postroom {__version__}")
     _global_options(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
