@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import logging
 import os
 import socket
 import sys
@@ -87,6 +88,18 @@ async def _migrate(settings: Settings) -> None:
     print("database is up to date")
 
 
+def _execute(settings: Settings, args: argparse.Namespace) -> None:
+    if args.command == "serve":
+        asyncio.run(_serve(settings))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    else:
+        if settings.log.level != "DEBUG":  # Alembic's chatter would bury the command's answer
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+        admin.prepare(args)
+        asyncio.run(admin.run(settings, args))
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "upload":  # a client of a running server: needs no server settings
         return uploader.main(args)
@@ -105,13 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     configure_logging(settings.log)
     try:
-        if args.command == "serve":
-            asyncio.run(_serve(settings))
-        elif args.command == "migrate":
-            asyncio.run(_migrate(settings))
-        else:
-            admin.prepare(args)
-            asyncio.run(admin.run(settings, args))
+        _execute(settings, args)
     except (ListenError, admin.CommandError) as error:
         return _fail(str(error))
     except sa.exc.SQLAlchemyError as error:
