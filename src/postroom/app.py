@@ -1,18 +1,21 @@
 """Composition root: configuration → runtime → application services → edges, and their start and
 stop order. HTTP, SMTP and the pipeline share one event loop and one database pool.
 
-Start: raise the open file limit and fit the connection caps to it, migrate, bootstrap the first
-records, build the `Runtime`, bind the HTTP socket (so a port of 0 resolves at once), start the
-pipeline workers and background duties, the SMTP listener (its connections capped), then serve
-HTTP behind the connection caps and the header deadline (`api.connections`). Stop, in reverse:
-stop accepting HTTP and let in-flight requests finish, close SMTP (in-flight deliveries commit),
-stop the duties and workers (unfinished jobs released), and close the database.
+Start: raise the open file limit and fit the connection caps to it, migrate, bind the HTTP socket
+(so a port of 0 resolves at once), build the `Runtime`, start the pipeline workers and background
+duties, bind the SMTP listener (its connections capped), and only once every listener is bound
+bootstrap the first records (a first start that fails on a port in use creates no admin whose
+generated password nobody saw); then accept SMTP and serve HTTP behind the connection caps and the
+header deadline (`api.connections`). Stop, in reverse: stop accepting HTTP and let in-flight
+requests finish, close SMTP (in-flight deliveries commit), stop the duties and workers (unfinished
+jobs released), and close the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 from collections.abc import Awaitable, Callable
@@ -40,6 +43,15 @@ log = logging.getLogger("postroom")
 Stop = Callable[[], Awaitable[None]]
 
 
+class ListenError(Exception):
+    """A listener could not bind its address (port in use, address not available, no right)."""
+
+
+def _listen_error(what: str, host: str, port: int, error: OSError) -> ListenError:
+    reason = os.strerror(error.errno).lower() if error.errno else str(error)
+    return ListenError(f"cannot listen on {host}:{port} ({what}): {reason}")
+
+
 @dataclass
 class Running:
     http_port: int
@@ -61,7 +73,7 @@ class Service:
     async def start(self) -> Running:
         settings = self.settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        http_gate, smtp_gate = self.gates = _connection_gates(settings)
+        self.gates = _connection_gates(settings)
         db = Database(
             settings.database_url,
             pool_size=settings.database.pool_size,
@@ -69,22 +81,48 @@ class Service:
         )
         try:
             await apply_migrations(db)
-            first = await bootstrap_if_empty(db, settings)
+            sock = self._bind_http()
         except BaseException:
             await db.dispose()
             raise
-        sock = socket.create_server((settings.http.host, settings.http.port), reuse_port=False)
+        try:
+            return await self._start_on(db, sock)
+        except BaseException:
+            sock.close()
+            if self.runtime is None:
+                await db.dispose()
+            await self.stop()
+            raise
+
+    def _bind_http(self) -> socket.socket:
+        host, port = self.settings.http.host, self.settings.http.port
+        try:
+            return socket.create_server((host, port), reuse_port=False)
+        except OSError as error:
+            raise _listen_error("http.port", host, port, error) from error
+
+    async def _start_on(self, db: Database, sock: socket.socket) -> Running:
         http_port = sock.getsockname()[1]
-        settings = self.settings = settings.replace("http", port=http_port)
+        settings = self.settings = self.settings.replace("http", port=http_port)
         rt = self.runtime = Runtime.build(settings, db)
         rt.blobs.sweep_temp()
         notifier = Notifier(rt)
         intake = Intake(rt, notifier)
         self._stops.append(await start_workers(rt))
         self._stops.append(await start_duties(rt))
-        listener = await start_smtp(intake, smtp_gate)
+        assert self.gates is not None
+        http_gate, smtp_gate = self.gates
+        try:
+            listener = await start_smtp(intake, smtp_gate)
+        except OSError as error:
+            raise _listen_error(
+                "smtp.port", settings.smtp.host, settings.smtp.port, error
+            ) from error
         self.smtp_port = listener.port
         self._stops.append(listener.stop)
+        # Every listener is bound: only now can a first start's generated password be shown.
+        first = await bootstrap_if_empty(db, settings)
+        await listener.serve()
         app = build_app(rt, intake)
         install_console(app, rt)
         self._runner = web.AppRunner(

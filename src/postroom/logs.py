@@ -14,10 +14,18 @@ throttled: each kind of message (logger, level, template) passes `THROTTLE_BURST
 `THROTTLE_WINDOW_S`, the rest are dropped and counted in the next one that passes — a flood of
 broken or refused connections cannot fill the disk with log lines.
 
+Every line logged while an HTTP request is handled carries its `request_id` (the `X-Request-ID`
+the client sent, when sane, or one made up; also returned in the reply): the API edge sets it in
+the `REQUEST_ID` context variable and `RequestIdFilter` (installed on the handler) copies it onto
+each record, whichever logger wrote it.
+
 Who logs what:
-  postroom.access    one line per HTTP request (web/observe.py)
-  postroom.smtp      one line per SMTP transaction
+  postroom.access    one line per HTTP request (api/middleware/observe.py); health checks and
+                     metrics scrapes at DEBUG
+  postroom.smtp      one line per SMTP session, one per accepted message
   postroom.pipeline  one line per job outcome
+aiosmtpd's own logger (`mail.log`, a dozen INFO lines per session with every address) is raised to
+WARNING unless the level is DEBUG.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import re
 import sys
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -35,6 +44,7 @@ from postroom.config import LogSettings
 
 FIELDS_ATTR = "postroom_fields"
 REDACTED = "***"
+REQUEST_ID: ContextVar[str | None] = ContextVar("postroom_request_id", default=None)
 _SECRET_WORDS = ("password", "token", "authorization", "secret", "cookie", "content", "key")
 
 
@@ -127,6 +137,16 @@ def event(
         logger.log(level, message, extra={FIELDS_ATTR: safe_fields(fields)})
 
 
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the id of the HTTP request being handled (if any)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request_id = REQUEST_ID.get()
+        if request_id is not None and not hasattr(record, "request_id"):
+            record.request_id = request_id
+        return True
+
+
 def _text_value(value: Any) -> str:
     text = str(value)
     if text == "" or any(c.isspace() or c in '"=' for c in text):
@@ -143,6 +163,9 @@ class TextFormatter(logging.Formatter):
         fields = getattr(record, FIELDS_ATTR, None)
         if fields:
             line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            line += f" request_id={_text_value(request_id)}"
         if record.exc_info:
             line += "\n" + redact(self.formatException(record.exc_info))
         return line
@@ -161,6 +184,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in (getattr(record, FIELDS_ATTR, None) or {}).items():
             document.setdefault(key, value)
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            document["request_id"] = request_id
         if record.exc_info:
             document["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(document, ensure_ascii=False, default=str)
@@ -170,6 +196,7 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> No
     """Replace the root handlers with one stream handler in the configured format and level."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -178,3 +205,6 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> No
     throttle_connection_logs()
     # aiohttp's own access log duplicates ours; its other loggers stay at the configured level.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiosmtpd: a dozen INFO lines per session, addresses included; ours is one line per session.
+    debugging = settings.level == "DEBUG"
+    logging.getLogger("mail.log").setLevel(logging.DEBUG if debugging else logging.WARNING)

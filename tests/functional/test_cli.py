@@ -2,41 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
+from tests.cli_support import postroom
 from tests.conftest import PG_URL, Api, RunningServer
-
-
-@dataclass
-class Outcome:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def postroom(data_dir: Path, *args: str, own_sqlite: bool = False) -> Outcome:
-    """Run `python -m postroom ARGS` on the data dir (and database) of the test service."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
-    env["POSTROOM_STORAGE_DATA_DIR"] = str(data_dir)
-    env["POSTROOM_LOG_LEVEL"] = "WARNING"
-    if PG_URL and not own_sqlite:
-        env["POSTROOM_DATABASE_URL"] = PG_URL
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "postroom",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return Outcome(process.returncode, stdout.decode(), stderr.decode())
 
 
 async def test_user_create_then_login_over_http(server: RunningServer, anon: Api) -> None:

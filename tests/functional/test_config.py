@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _write(tmp_path: Path, text: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "postroom.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -41,6 +42,14 @@ def _serve(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProces
         ({"POSTROOM_HTTP_PORT": "abc"}, "POSTROOM_HTTP_PORT: 'abc'"),
         ({"POSTROOM_DATABASE_URL": "mysql://db/x"}, "database.url: 'mysql://db/x'"),
         ({"POSTROOM_PIPELINE_WORKERS": "-3"}, "POSTROOM_PIPELINE_WORKERS: '-3'"),
+        (
+            {"POSTROOM_HTTP_PROT": "9000"},
+            "unknown environment variable POSTROOM_HTTP_PROT (did you mean POSTROOM_HTTP_PORT?)",
+        ),
+        (
+            {"POSTROOM_SMTP_RELAY_PASSWORD_FILE": "/nonexistent/x"},
+            "POSTROOM_SMTP_RELAY_PASSWORD_FILE",
+        ),
     ],
 )
 def test_serve_with_bad_value_exits_with_one_line(
@@ -54,6 +63,18 @@ def test_serve_with_bad_value_exits_with_one_line(
     assert expected in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "data").exists()  # nothing started, nothing created
+
+
+def test_out_of_range_port_names_the_variable_and_exits_2(tmp_path: Path) -> None:
+    """`POSTROOM_HTTP_PORT=70000 postroom serve`: one line naming the variable and the range,
+    exit 2 (a configuration mistake), no traceback."""
+    result = _serve(tmp_path, POSTROOM_HTTP_PORT="70000")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "postroom: configuration error: invalid value for POSTROOM_HTTP_PORT: '70000' "
+        "(must be <= 65535)"
+    )
+    assert result.stdout == ""
 
 
 def test_serve_with_bad_config_file_path(tmp_path: Path) -> None:
@@ -86,6 +107,7 @@ def test_config_show_masks_secrets_and_names_sources(tmp_path: Path) -> None:
         POSTROOM_DATABASE_URL="postgresql+asyncpg://app:hunter2pw@db/postroom",
         POSTROOM_METRICS_TOKEN="scrape-me-secret",
         POSTROOM_LOG_LEVEL="debug",
+        POSTROOM_BOOTSTRAP_ADMIN_PASSWORD_FILE=str(_write(tmp_path / "x", "from-a-file-pw\n")),
     )
     result = subprocess.run(
         [sys.executable, "-m", "postroom", "--config", str(config), "config", "show"],
@@ -102,4 +124,6 @@ def test_config_show_masks_secrets_and_names_sources(tmp_path: Path) -> None:
     assert f"port = 9100  # file {config}" in shown
     assert 'level = "DEBUG"  # env POSTROOM_LOG_LEVEL' in shown
     assert "port = 2525  # default" in shown
+    assert "from-a-file-pw" not in shown
+    assert 'admin_password = "***"  # env POSTROOM_BOOTSTRAP_ADMIN_PASSWORD_FILE' in shown
     assert tomllib.loads(shown)["http"]["port"] == 9100

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 INTAKE: web.AppKey[Intake] = web.AppKey("intake")
 ACTOR: web.RequestKey[Actor] = web.RequestKey("actor")
+# The error `code` of a 4xx/5xx answer, for its access-log line.
+ERROR_CODE: web.ResponseKey[str] = web.ResponseKey("error_code")
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 
 
 def runtime(request: web.Request) -> Runtime:

@@ -16,7 +16,7 @@ from postroom.api.middleware.auth import auth_middleware
 from postroom.api.middleware.errors import errors_middleware
 from postroom.api.middleware.idempotency import idempotency_middleware
 from postroom.api.middleware.limits import address_rate_limit, trust_proxies, user_rate_limit
-from postroom.api.middleware.observe import observe_middleware
+from postroom.api.middleware.observe import add_request_id_header, observe_middleware
 from postroom.api.routes import ROUTE_MODULES, docs
 from postroom.api.routing import ENDPOINTS, Routes
 from postroom.intake.service import Intake
@@ -40,6 +40,7 @@ def build_app(
         ],
         client_max_size=MAX_READ_BODY,
     )
+    app.on_response_prepare.append(add_request_id_header)
     app[RUNTIME] = rt
     app[INTAKE] = intake
     trust_proxies(app, rt.settings.http.forwarded_allow_ips)

@@ -235,6 +235,12 @@ class PipelineSettings:
 class LogSettings:
     level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     format: str = setting("text", "Log line format.", choices=("text", "json"))
+    mail_addresses: str = setting(
+        "hash",
+        "Mail addresses in the one line per SMTP session: hash (a short sha256, enough to "
+        "match sessions of one sender), debug (left out; a DEBUG line has them) or plain.",
+        choices=("hash", "debug", "plain"),
+    )
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,24 @@ async def apply_migrations(db: Database, target: str = "head") -> None:
         # Several processes starting together migrate one at a time.
         await advisory_lock(conn, MIGRATIONS_LOCK)
         await conn.run_sync(upgrade)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory SQLite)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database or "").resolve()
+
+
+def _has_schema(connection: sa.Connection) -> bool:
+    return sa.inspect(connection).has_table("alembic_version")
+
+
+async def has_schema(db: Database) -> bool:
+    """Whether the database already carries Postroom's tables (was migrated at least once).
+
+    Call only after checking `sqlite_file(url).exists()`: connecting creates a missing SQLite file.
+    """
+    async with db.reading() as conn:
+        return await conn.run_sync(_has_schema)

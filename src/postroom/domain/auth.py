@@ -20,6 +20,7 @@ from postroom import credentials
 from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.domain.access import Actor
+from postroom.domain.bootstrap import forget_credentials
 from postroom.errors import AuthenticationFailed
 from postroom.runtime import Runtime
 
@@ -106,6 +107,7 @@ async def log_in(
             )
         )
         await conn.execute(u.update().where(u.c.id == row.id).values(last_login=now))
+    forget_credentials(rt.settings.data_dir, row.username)  # the first-start file, if any
     return key
 
 

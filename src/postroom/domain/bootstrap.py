@@ -1,8 +1,16 @@
-"""First start on an empty database: an organization, its admin, a workspace, schema, queue and inbox."""
+"""First start on an empty database: an organization, its admin, a workspace, schema, queue and inbox.
+
+A generated admin password is shown once in the start-up output and also kept in
+`<data_dir>/initial-admin-credentials.txt` (mode 0600) until that admin first logs in (or gets a
+new password from `postroom user password`), so a start whose output nobody kept loses nothing.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -22,9 +30,40 @@ from postroom.domain.resources import insert_returning_id
 @dataclass(frozen=True)
 class FirstStart:
     admin_username: str
-    admin_password: str | None  # set only when generated here (printed once, never stored)
+    admin_password: str | None  # set only when generated here (printed once)
     queue_id: int
     inbox_email: str
+    credentials_file: Path | None = None  # where the generated password is kept until login
+
+
+CREDENTIALS_FILE = "initial-admin-credentials.txt"
+
+
+def write_credentials(data_dir: Path, username: str, password: str) -> Path:
+    """Keep a generated admin password in a file only its owner can read; its path."""
+    path = data_dir / CREDENTIALS_FILE
+    text = (
+        "# The admin Postroom created on its first start. This file is deleted when that user\n"
+        "# first logs in (POST /api/v1/auth/login) or gets a new password (postroom user password).\n"
+        f"username: {username}\npassword: {password}\n"
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
+    return path
+
+
+def forget_credentials(data_dir: Path, username: str) -> None:
+    """Delete the kept first-start password once `username` (its admin) no longer needs it."""
+    path = data_dir / CREDENTIALS_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if f"username: {username}" in lines:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 async def bootstrap_if_empty(db: Database, settings: Settings) -> FirstStart | None:
@@ -80,4 +119,7 @@ async def bootstrap_if_empty(db: Database, settings: Settings) -> FirstStart | N
         inbox_email = (
             await conn.execute(sa.select(t.inboxes.c.email).where(t.inboxes.c.id == inbox_id))
         ).scalar_one()
-    return FirstStart(boot.admin_username, generated, queue_id, inbox_email)
+    kept = None
+    if generated is not None:
+        kept = write_credentials(settings.data_dir, boot.admin_username, generated)
+    return FirstStart(boot.admin_username, generated, queue_id, inbox_email, kept)

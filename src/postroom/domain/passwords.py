@@ -1,4 +1,4 @@
-"""What a password must be to be accepted from the API (the CLI trusts its operator).
+"""What a password must be to be accepted from the API and from the `postroom user` commands.
 
 The reference asks for 12 to 64 characters and a complexity check; Postroom asks for at least 8
 characters (test and service accounts are often created by scripts), not only digits, and not

@@ -2,9 +2,9 @@
 
 Not aiosmtpd's threaded `Controller`: sessions share the loop (and the database pool) with the
 HTTP API and the workers. `start_smtp` binds `smtp.host:smtp.port` (port 0 picks a free one and
-the `Listener` says which), and returns it with its stop function: stop accepting, answer 421 to
-idle sessions, let deliveries in flight commit, then close every connection and wait for the
-notices still being sent.
+the `Listener` says which) without accepting yet, and returns it with its `serve` function (start
+accepting) and its stop function: stop accepting, answer 421 to idle sessions, let deliveries in
+flight commit, then close every connection and wait for the notices still being sent.
 """
 
 from __future__ import annotations
@@ -38,11 +38,17 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
 @dataclass(frozen=True)
 class Listener:
     port: int | None  # None when the listener is disabled
+    serve: Callable[[], Awaitable[None]]
     stop: Callable[[], Awaitable[None]]
 
 
+async def _nothing() -> None:
+    return None
+
+
 async def start_smtp(intake: Intake, gate: ConnectionGate | None = None) -> Listener:
-    """Bind the SMTP listener (unless disabled); stopping it also drains pending notices.
+    """Bind the SMTP listener (unless disabled) without accepting connections until `serve()`;
+    stopping it also drains pending notices. OSError when the address cannot be bound.
 
     `gate` caps the open connections (default: the configured caps, 1024 in total when
     `smtp.max_connections` is 0)."""
@@ -58,7 +64,7 @@ async def start_smtp(intake: Intake, gate: ConnectionGate | None = None) -> List
             await notifier.drain(10.0)
             await intake.journal.drain(10.0)
 
-        return Listener(None, drain_only)
+        return Listener(None, _nothing, drain_only)
     loop = asyncio.get_running_loop()
     context = tls_context(settings)
     handler = InboxHandler(intake, starttls=context is not None)
@@ -72,11 +78,17 @@ async def start_smtp(intake: Intake, gate: ConnectionGate | None = None) -> List
             registry=registry,
             tls_context=context,
             loop=loop,
+            mail_addresses=rt.settings.log.mail_addresses,
         )
 
-    server = await loop.create_server(factory, host=settings.host, port=settings.port)
+    server = await loop.create_server(
+        factory, host=settings.host, port=settings.port, start_serving=False
+    )
     port = server.sockets[0].getsockname()[1]
-    log.info("SMTP listening on %s:%s", settings.host, port)
+
+    async def serve() -> None:
+        await server.start_serving()
+        log.info("SMTP listening on %s:%s", settings.host, port)
 
     async def stop() -> None:
         server.close()
@@ -85,4 +97,4 @@ async def start_smtp(intake: Intake, gate: ConnectionGate | None = None) -> List
         await intake.journal.drain(10.0)
         await server.wait_closed()
 
-    return Listener(port, stop)
+    return Listener(port, serve, stop)

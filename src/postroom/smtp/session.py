@@ -34,6 +34,7 @@ from postroom.intake.mail_records import RawMessage
 from postroom.smtp import replies
 from postroom.smtp.dotstream import DotDecoder
 from postroom.smtp.handler import InboxHandler, MailEnvelope, peer_address
+from postroom.smtp.session_log import SessionLog
 
 log = logging.getLogger("postroom.smtp")
 connection_log = logging.getLogger("postroom.connections")
@@ -130,6 +131,7 @@ class PostroomSMTP(SMTP):
         registry: SessionRegistry,
         tls_context: ssl.SSLContext | None,
         loop: asyncio.AbstractEventLoop,
+        mail_addresses: str = "hash",
     ) -> None:
         # aiosmtpd keeps this dict on the class, shared by every session, and every EHLO grows it.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
@@ -154,6 +156,8 @@ class PostroomSMTP(SMTP):
         self.receiving = False  # inside DATA, or storing what DATA received
         self._refused: str | None = None
         self._admitted: str | None = None  # the client address the gate counted
+        self.mail_addresses = mail_addresses
+        self.session_log: SessionLog | None = None  # set when the connection is made
 
     def _create_envelope(self) -> MailEnvelope:
         self._journal_unfinished()
@@ -173,7 +177,11 @@ class PostroomSMTP(SMTP):
         first = self.transport is None
         super().connection_made(transport)
         if not first:
+            if self.session_log is not None:
+                self.session_log.tls = True
             return  # the TLS layer after STARTTLS: same session
+        peer = peer_address(transport.get_extra_info("peername"))
+        self.session_log = SessionLog(peer, self.mail_addresses)
         self.registry.sessions.add(self)
         metrics.SMTP_SESSIONS.inc()
         address = peer_address(transport.get_extra_info("peername"))
@@ -200,6 +208,9 @@ class PostroomSMTP(SMTP):
         if self._admitted is not None:
             self.registry.gate.release(self._admitted)
             self._admitted = None
+        if self.session_log is not None:
+            session = getattr(self, "session", None)
+            self.session_log.emit(getattr(session, "host_name", None))
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
@@ -216,18 +227,28 @@ class PostroomSMTP(SMTP):
             return
         reply = replies.enhance(status)
         metrics.record_smtp_reply(reply)
+        self._note_reply(reply)
         await super().push(reply)
+
+    def _note_reply(self, reply: str) -> None:
+        if self.session_log is None:
+            return
+        envelope = getattr(self, "envelope", None)
+        mail_from = getattr(envelope, "mail_from", None)
+        rcpt_tos = list(getattr(envelope, "rcpt_tos", None) or [])
+        self.session_log.replied(reply, mail_from, rcpt_tos)
 
     def say_goodbye(self, reply: str) -> None:
         """Write a final reply without waiting for the client, and close."""
         if self.transport is None or self.transport.is_closing():
             return
+        self._note_reply(reply)
         with contextlib.suppress(RuntimeError, OSError):
             self._writer.write(reply.encode("ascii") + b"\r\n")
         self.transport.close()
 
     def _timeout_cb(self) -> None:
-        log.info("%r SMTP timeout", self.session.peer if self.session else None)
+        log.debug("%r SMTP timeout", self.session.peer if self.session else None)
         self.say_goodbye(replies.TIMEOUT)
 
     @syntax("DATA")
@@ -267,13 +288,24 @@ class PostroomSMTP(SMTP):
             spool.discard()
             metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="too_large").inc()
             self._journal(envelope, replies.SIZE_EXCEEDED, spool.size)
+            self._note_data(spool.size, replies.SIZE_EXCEEDED)
             return replies.SIZE_EXCEEDED
         # From here the message is stored even if the client hangs up (a lost 250 means a
         # resend, which intake recognises); only the reply is lost then.
         self._reset_timeout(self.settings.transaction_timeout)
         delivery = asyncio.ensure_future(self._store(spool, envelope))
         self.registry.track(delivery, self.registry.deliveries)
+        delivery.add_done_callback(
+            lambda done: self._note_data(
+                spool.size,
+                replies.STORAGE_FAILED if done.cancelled() or done.exception() else done.result(),
+            )
+        )
         return await asyncio.shield(delivery)
+
+    def _note_data(self, size: int, reply: str) -> None:
+        if self.session_log is not None:
+            self.session_log.received(size, reply)
 
     async def _receive(self, spool: _Spool) -> bool:
         """Read DATA to its end marker into the spool; False when it exceeded the size limit."""

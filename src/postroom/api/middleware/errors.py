@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from postroom.api.keys import ERROR_CODE
 from postroom.errors import PostroomError, RateLimited, RequestTimeout
 
 log = logging.getLogger("postroom.http")
@@ -28,6 +29,7 @@ _HTTP_CODES = {
 
 def error_response(error: PostroomError) -> web.Response:
     response = web.json_response(error.body(), status=error.status)
+    response[ERROR_CODE] = error.code
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(max(1, round(error.retry_after + 0.5)))
     if error.status == 401:
@@ -63,12 +65,16 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.status == 413:
             detail = f"Request body is larger than the limit ({exc.text})."
         body = {"detail": detail, "code": _HTTP_CODES.get(exc.status, "error")}
-        return web.json_response(body, status=exc.status, headers=_kept_headers(exc))
+        response = web.json_response(body, status=exc.status, headers=_kept_headers(exc))
+        response[ERROR_CODE] = body["code"]
+        return response
     except ConnectionResetError:
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return web.json_response({"detail": "Server error.", "code": "error"}, status=500)
+        response = web.json_response({"detail": "Server error.", "code": "error"}, status=500)
+        response[ERROR_CODE] = "error"
+        return response
 
 
 def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
