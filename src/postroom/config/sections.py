@@ -124,6 +124,59 @@ class SmtpSettings:
     notification_from: str = setting(
         "", "Sender of notifications; empty means postroom-noreply@<domain>."
     )
+    notices_per_sender_per_hour: int = setting(
+        5,
+        "Notices (no-attachment replies) one address may receive per hour from this process; "
+        "more are recorded as `not_sent: rate limited`. Notices to a message's author are only "
+        "sent when the author passed mail authentication (DMARC, or aligned SPF/DKIM).",
+        minimum=0,
+    )
+    dns_servers: str = setting(
+        "",
+        "Comma list of DNS servers (host or host:port, e.g. 127.0.0.1:5353) used for the SPF, "
+        "DKIM and DMARC checks of incoming mail; empty uses the system resolver.",
+    )
+    dns_timeout_s: float = setting(
+        5.0,
+        "Seconds one DNS lookup of a mail authentication check may take; a lookup that fails "
+        "or runs out of time makes the verdict `temperror`.",
+        minimum=0.05,
+        maximum=60,
+    )
+    authentication_timeout_s: float = setting(
+        20.0,
+        "Seconds all SPF, DKIM and DMARC checks of one message may take together; beyond it "
+        "the verdict is `temperror` (an inbox with dmarc_check_action `drop` answers 451 4.7.0, "
+        "`accept` imports the message and records the temperror).",
+        minimum=0.1,
+        maximum=300,
+    )
+    max_unknown_recipients: int = setting(
+        10,
+        "Unknown recipients (RCPT TO answered 550 5.1.1) one connection, and one client "
+        "address within unknown_recipients_window_s, may try; past it the client gets "
+        "421 4.7.0 and is disconnected (RCPT probing guard).",
+        minimum=1,
+    )
+    unknown_recipients_window_s: float = setting(
+        3600.0,
+        "Seconds an unknown recipient counts against its client address (see "
+        "max_unknown_recipients).",
+        minimum=1,
+    )
+    unknown_recipient_delay_s: float = setting(
+        0.5,
+        "Tarpit: seconds the reply to a client's first unknown recipient is delayed; the delay "
+        "doubles with each further unknown recipient of that address (0 disables).",
+        minimum=0,
+        maximum=60,
+    )
+    unknown_recipient_max_delay_s: float = setting(
+        8.0,
+        "Longest tarpit delay of one unknown-recipient reply (seconds).",
+        minimum=0,
+        maximum=60,
+    )
 
 
 @dataclass(frozen=True)
