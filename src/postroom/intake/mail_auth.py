@@ -26,6 +26,7 @@ When every inbox drops the message it is refused (`MailRefused`: 550 5.7.1); whe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import functools
 import logging
@@ -179,6 +180,8 @@ def _dkim_results(resolver: dns.resolver.Resolver, message: bytes) -> list[DkimR
             result = "pass" if signer.verify(idx=index, dnsfunc=dnsfunc) else "fail"
         except DnsTemporaryError:
             result = "temperror"
+        except dkim.ValidationError:  # the body or the headers changed since signing
+            result = "fail"
         except Exception:  # dkim.DKIMException and whatever a malformed signature raises
             result = "permerror"
         results.append(DkimResult(result, domain, selector))
@@ -249,14 +252,14 @@ def _with_header(verdict: Verdict, authserv_id: str) -> Verdict:
         dmarc += f" (p={verdict.policy})"
     dmarc += f" header.from={verdict.from_domain}" if verdict.from_domain else " (no From domain)"
     parts.append(dmarc)
-    return Verdict(**{**verdict.__dict__, "header": ";\n ".join(parts)})
+    return dataclasses.replace(verdict, header=";\n ".join(parts))
 
 
 def unavailable(authserv_id: str, why: str) -> Verdict:
     """The verdict when the checks could not run to their end (all `temperror`)."""
     verdict = Verdict("temperror", "", (), "temperror", "", "")
     header = f"{authserv_id or 'localhost'}; spf=temperror; dkim=temperror; dmarc=temperror ({why})"
-    return Verdict(**{**verdict.__dict__, "header": header})
+    return dataclasses.replace(verdict, header=header)
 
 
 def admitted(verdict: Verdict, targets: list[Target]) -> list[Target]:
