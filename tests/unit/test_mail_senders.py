@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from postroom.config.sections import dns_server_addresses
 from postroom.intake.mail_auth import (
     MailDeferred,
     MailRefused,
@@ -81,3 +82,15 @@ def test_dmarc_actions() -> None:
     with pytest.raises(MailDeferred):
         admitted(_verdict("temperror"), [accept, drop])
     assert admitted(_verdict("temperror"), [accept]) == [accept]
+
+
+def test_dns_server_addresses() -> None:
+    assert dns_server_addresses("") == []
+    assert dns_server_addresses("127.0.0.1:5353, [::1]:53,10.1.2.3") == [
+        ("127.0.0.1", 5353),
+        ("::1", 53),
+        ("10.1.2.3", 53),
+    ]
+    for bad in ("resolver.example", "127.0.0.1:0", "127.0.0.1:x"):
+        with pytest.raises(ValueError):
+            dns_server_addresses(bad)

@@ -8,6 +8,7 @@ may come from a file named by `POSTROOM_<SECTION>_<KEY>_FILE`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,30 @@ class HttpSettings:
     )
 
 
+def dns_server_addresses(value: str) -> list[tuple[str, int]]:
+    """`smtp.dns_servers` as (IP address, port) pairs: `ip`, `ip:port` or `[ipv6]:port`,
+    comma separated (ValueError naming the bad entry)."""
+    servers = []
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else rest
+        elif entry.count(":") == 1:
+            host, _, port = entry.partition(":")
+        else:  # a bare IPv4 or IPv6 address
+            host, port = entry, ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address[:port]") from None
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"{entry!r} has a bad port")
+        servers.append((host, int(port) if port else 53))
+    return servers
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     enabled: bool = setting(True, "Run the SMTP inbox listener.")
@@ -133,8 +158,9 @@ class SmtpSettings:
     )
     dns_servers: str = setting(
         "",
-        "Comma list of DNS servers (host or host:port, e.g. 127.0.0.1:5353) used for the SPF, "
-        "DKIM and DMARC checks of incoming mail; empty uses the system resolver.",
+        "Comma list of DNS servers (IP address or address:port, [v6]:port; e.g. "
+        "127.0.0.1:5353) used for the SPF, DKIM and DMARC checks of incoming mail; empty uses "
+        "the system resolver.",
     )
     dns_timeout_s: float = setting(
         5.0,

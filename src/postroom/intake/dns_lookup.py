@@ -23,6 +23,8 @@ import dns.rdatatype
 import dns.resolver
 import spf
 
+from postroom.config.sections import dns_server_addresses
+
 # Positive and negative answers kept per resolver.
 CACHE_ENTRIES = 4096
 
@@ -31,26 +33,12 @@ class DnsTemporaryError(Exception):
     """A DNS lookup failed in a way that may pass later (timeout, SERVFAIL, unreachable)."""
 
 
-def _nameserver(entry: str) -> dns.nameserver.Nameserver:
-    entry = entry.strip()
-    if entry.startswith("["):  # [v6]:port
-        host, _, rest = entry[1:].partition("]")
-        port = rest.lstrip(":")
-    elif entry.count(":") == 1:
-        host, _, port = entry.partition(":")
-    else:  # a bare IPv4 address, or a bare IPv6 address
-        host, port = entry, ""
-    if port and not port.isdigit():
-        raise ValueError(f"smtp.dns_servers: bad port in {entry!r}")
-    return dns.nameserver.Do53Nameserver(host, int(port) if port else 53)
-
-
 def build_resolver(servers: str, timeout_s: float) -> dns.resolver.Resolver:
     """The resolver of the checks: the servers named (or the system's), bounded by timeout_s."""
-    entries = [s for s in servers.split(",") if s.strip()]
+    entries = dns_server_addresses(servers)
     if entries:
         resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers = [_nameserver(e) for e in entries]
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(h, port) for h, port in entries]
     else:
         resolver = dns.resolver.Resolver()
     resolver.timeout = timeout_s
