@@ -151,8 +151,8 @@ class SmtpSettings:
     )
     notices_per_sender_per_hour: int = setting(
         5,
-        "Notices (no-attachment replies) one address may receive per hour from this process; "
-        "more are recorded as `not_sent: rate limited`. Notices to a message's author are only "
+        "Notices (no-attachment replies) answering the mail of one sender per hour from this "
+        "process; more are recorded as `not_sent: rate limited`. Notices to a message's author are only "
         "sent when the author passed mail authentication (DMARC, or aligned SPF/DKIM).",
         minimum=0,
     )

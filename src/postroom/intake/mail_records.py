@@ -199,7 +199,7 @@ async def _deliver_to(
     if not filtered and not processable:
         relay, allow_notice = notices
         status = notify.decide(facts, relay)
-        if status == NotificationStatus.PENDING and not allow_notice(notify.recipient_of(facts)[0]):
+        if status == NotificationStatus.PENDING and not allow_notice(sender):
             status = NotificationStatus.RATE_LIMITED
     email_id = await _insert_email(conn, mail, target, parsed, filtered, status, place.conflict)
     delivered.email_ids.append(email_id)

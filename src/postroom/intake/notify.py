@@ -10,7 +10,8 @@ Backscatter guard: anyone can forge a `From:`. A notice addressed to the author 
 out only when the author passed mail authentication (`intake.mail_auth`: DMARC pass, or an
 aligned SPF/DKIM pass for a domain without a DMARC record); one addressed to the queue's own
 notification recipient (or the inbox's `bounce_email_to`) does not need it. At most
-`smtp.notices_per_sender_per_hour` notices go to one address per hour (this process). A notice
+`smtp.notices_per_sender_per_hour` notices answer the mail of one sender per hour (this
+process). A notice
 quotes nothing of the mail but the first SUBJECT_CHARS characters of its subject (and its
 Message-ID, when well-formed, for threading): not the author's display name, not the body.
 
@@ -139,13 +140,13 @@ class Notifier:
     def __init__(self, services: Runtime) -> None:
         self._services = services
         self._tasks: set[asyncio.Task[None]] = set()
-        self._per_address = SlidingWindows(
+        self._per_sender = SlidingWindows(
             services.settings.smtp.notices_per_sender_per_hour, 3600.0
         )
 
-    def allow(self, address: str) -> bool:
-        """Count one notice to `address`; False when it already got its hourly share."""
-        return self._per_address.allow(address.strip().lower())
+    def allow(self, sender: str) -> bool:
+        """Count one notice answering mail of `sender`; False when its hourly share is used."""
+        return self._per_sender.allow(sender.strip().lower())
 
     def schedule(self, notice: Notice) -> None:
         task = asyncio.get_running_loop().create_task(self._send(notice))
