@@ -28,8 +28,8 @@ from postroom.domain.tasks import TaskUrlJson
 from postroom.intake import mail_import
 from postroom.intake.accept import insert_task
 from postroom.intake.mail import ByteBudget, count_delivery, durable_parts
-from postroom.intake.mail_journal import MailJournal, file_summary
 from postroom.intake.mail_auth import Authenticator, MailDeferred, MailRefused, admitted
+from postroom.intake.mail_journal import MailJournal, file_summary
 from postroom.intake.mail_records import Delivered, IncomingMail, Message, write_mail
 from postroom.intake.notify import Notifier
 from postroom.intake.parts import Body

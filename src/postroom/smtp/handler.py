@@ -120,7 +120,7 @@ class InboxHandler:
     async def handle_RCPT(
         self,
         server: SMTP,
-        session: Session,
+        session: MailSession,
         envelope: MailEnvelope,
         address: str,
         rcpt_options: list[str],

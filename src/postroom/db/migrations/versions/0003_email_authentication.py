@@ -1,7 +1,7 @@
 """Emails keep their mail authentication verdict (SPF, DKIM, DMARC) as Authentication-Results text.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0004 (main's mail log came first; written against 0001, re-chained to keep one head)
 Create Date: 2026-12-05 07:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
