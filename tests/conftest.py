@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from postroom.app import Service
 from postroom.config import Settings, load_settings
+from tests.dns_support import shared_dns
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin-secret-password"
@@ -48,6 +49,8 @@ def make_settings(data_dir: Path, **env: str) -> Settings:
         # Fast tests on one address must not trip the limiter (tests/test_ratelimit.py sets small ones).
         "POSTROOM_LIMITS_REQUESTS_PER_SECOND": "100000",
         "POSTROOM_LIMITS_BURST": "100000",
+        # Mail authentication resolves through the tests' own DNS server, never the internet.
+        "POSTROOM_SMTP_DNS_SERVERS": shared_dns().address,
     }
     if PG_URL:
         environ["POSTROOM_DATABASE_URL"] = PG_URL

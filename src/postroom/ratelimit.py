@@ -26,7 +26,7 @@ one client from starving the others).
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -100,6 +100,49 @@ class LoginAttempt:
         for buckets, key in self._buckets:
             buckets.give_back(key)
         self._buckets = ()
+
+
+class SlidingWindows:
+    """At most `limit` events per key within any `window_s` seconds (exact, unlike a bucket):
+    the times of a key's last `limit` events are kept."""
+
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._clock = clock
+        self._events: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, key: str) -> deque[float]:
+        events = self._events.get(key)
+        if events is None:
+            events = self._events[key] = deque(maxlen=max(self.limit, 1))
+            if len(self._events) > MAX_BUCKETS:
+                self._events.popitem(last=False)
+        else:
+            self._events.move_to_end(key)
+        horizon = self._clock() - self.window_s
+        while events and events[0] <= horizon:
+            events.popleft()
+        return events
+
+    def count(self, key: str) -> int:
+        """Events of `key` within the window."""
+        return len(self._recent(key)) if key in self._events else 0
+
+    def add(self, key: str) -> int:
+        """Record one event of `key`; the count within the window, this one included."""
+        events = self._recent(key)
+        events.append(self._clock())
+        return len(events)
+
+    def allow(self, key: str) -> bool:
+        """Record an event if `key` is still under the limit; False (nothing recorded) if not."""
+        if self.limit <= 0 or self.count(key) >= self.limit:
+            return False
+        self.add(key)
+        return True
 
 
 class RateLimits:

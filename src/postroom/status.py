@@ -84,6 +84,9 @@ class NotificationStatus(StrEnum):
     NULL_SENDER = "not_sent: null sender"
     AUTO_SUBMITTED = "not_sent: auto-submitted"
     NO_RECIPIENT = "not_sent: no recipient"
+    BOUNCE_SENDER = "not_sent: bounce sender"
+    UNAUTHENTICATED = "not_sent: sender not authenticated"
+    RATE_LIMITED = "not_sent: rate limited"
 
 
 class AttachmentStatus(StrEnum):

@@ -111,6 +111,16 @@ class BlobWriter:
         _place(self._temp, self._store.path_of(key))
         return key
 
+    def read_blocking(self) -> bytes:
+        """Every byte written so far, before `commit` (a worker thread: reads the temp file)."""
+        with self._lock:
+            if self._aborted:
+                raise OSError("blob writer aborted")
+            if self._file is None:
+                return bytes(self._pending)
+            self._file.flush()
+            return self._temp.read_bytes() + bytes(self._pending)
+
     async def abort(self) -> None:
         self._pending = bytearray()
         await asyncio.to_thread(self._abort_blocking)

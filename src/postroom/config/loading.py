@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from postroom.config.sections import Settings
+from postroom.config.sections import Settings, dns_server_addresses
 
 ENV_PREFIX = "POSTROOM_"
 FILE_SUFFIX = "_FILE"
@@ -234,6 +234,10 @@ def _check_consistency(settings: Settings) -> None:
         raise ConfigError("smtp.tls_cert and smtp.tls_key must be set together")
     if settings.smtp.require_tls and not settings.smtp.tls_cert:
         raise ConfigError("invalid value for smtp.require_tls: True (needs smtp.tls_cert)")
+    try:
+        dns_server_addresses(settings.smtp.dns_servers)
+    except ValueError as exc:
+        raise ConfigError(f"invalid value for smtp.dns_servers: {exc}") from None
     base = settings.http.public_base_url
     if base and not base.startswith(("http://", "https://")):
         raise ConfigError(

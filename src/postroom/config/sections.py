@@ -8,6 +8,7 @@ may come from a file named by `POSTROOM_<SECTION>_<KEY>_FILE`.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,30 @@ class HttpSettings:
     )
 
 
+def dns_server_addresses(value: str) -> list[tuple[str, int]]:
+    """`smtp.dns_servers` as (IP address, port) pairs: `ip`, `ip:port` or `[ipv6]:port`,
+    comma separated (ValueError naming the bad entry)."""
+    servers = []
+    for entry in (e.strip() for e in value.split(",")):
+        if not entry:
+            continue
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else rest
+        elif entry.count(":") == 1:
+            host, _, port = entry.partition(":")
+        else:  # a bare IPv4 or IPv6 address
+            host, port = entry, ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address[:port]") from None
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"{entry!r} has a bad port")
+        servers.append((host, int(port) if port else 53))
+    return servers
+
+
 @dataclass(frozen=True)
 class SmtpSettings:
     enabled: bool = setting(True, "Run the SMTP inbox listener.")
@@ -123,6 +148,60 @@ class SmtpSettings:
     relay_starttls: bool = setting(False, "Use STARTTLS towards the outbound relay.")
     notification_from: str = setting(
         "", "Sender of notifications; empty means postroom-noreply@<domain>."
+    )
+    notices_per_sender_per_hour: int = setting(
+        5,
+        "Notices (no-attachment replies) answering the mail of one sender per hour from this "
+        "process; more are recorded as `not_sent: rate limited`. Notices to a message's author are only "
+        "sent when the author passed mail authentication (DMARC, or aligned SPF/DKIM).",
+        minimum=0,
+    )
+    dns_servers: str = setting(
+        "",
+        "Comma list of DNS servers (IP address or address:port, [v6]:port; e.g. "
+        "127.0.0.1:5353) used for the SPF, DKIM and DMARC checks of incoming mail; empty uses "
+        "the system resolver.",
+    )
+    dns_timeout_s: float = setting(
+        5.0,
+        "Seconds one DNS lookup of a mail authentication check may take; a lookup that fails "
+        "or runs out of time makes the verdict `temperror`.",
+        minimum=0.05,
+        maximum=60,
+    )
+    authentication_timeout_s: float = setting(
+        20.0,
+        "Seconds all SPF, DKIM and DMARC checks of one message may take together; beyond it "
+        "the verdict is `temperror` (an inbox with dmarc_check_action `drop` answers 451 4.7.0, "
+        "`accept` imports the message and records the temperror).",
+        minimum=0.1,
+        maximum=300,
+    )
+    max_unknown_recipients: int = setting(
+        10,
+        "Unknown recipients (RCPT TO answered 550 5.1.1) one connection, and one client "
+        "address within unknown_recipients_window_s, may try; past it the client gets "
+        "421 4.7.0 and is disconnected (RCPT probing guard).",
+        minimum=1,
+    )
+    unknown_recipients_window_s: float = setting(
+        3600.0,
+        "Seconds an unknown recipient counts against its client address (see "
+        "max_unknown_recipients).",
+        minimum=1,
+    )
+    unknown_recipient_delay_s: float = setting(
+        0.5,
+        "Tarpit: seconds the reply to a client's first unknown recipient is delayed; the delay "
+        "doubles with each further unknown recipient of that address (0 disables).",
+        minimum=0,
+        maximum=60,
+    )
+    unknown_recipient_max_delay_s: float = setting(
+        8.0,
+        "Longest tarpit delay of one unknown-recipient reply (seconds).",
+        minimum=0,
+        maximum=60,
     )
 
 

@@ -248,6 +248,8 @@ emails = sa.Table(
     _json("metadata", default=dict),
     sa.Column("filtered_reason", sa.String(255)),
     sa.Column("notification_status", sa.String(64)),
+    # The SPF/DKIM/DMARC verdict as an Authentication-Results text (RFC 8601).
+    sa.Column("authentication_results", sa.Text),
     _ts("created_at", nullable=False),
     sa.Index("ix_emails_queue_id_created_at", "queue_id", "created_at"),
     # A 250 lost on the wire makes the client resend: the same message is stored once per inbox.

@@ -76,6 +76,7 @@ READ_ONLY_FIELDS = frozenset(
         "message_id_conflict",
         "notification_status",
         "filtered_reason",
+        "authentication_results",
     ]
 )
 
@@ -126,11 +127,13 @@ EmailJson = TypedDict(
         "content": Url,
         # Postroom additions: the Message-ID, the earlier email of the inbox with the same
         # Message-ID and sender but other bytes (this one is flagged), why a sender was
-        # filtered, the notice outcome.
+        # filtered, the notice outcome, and the SPF/DKIM/DMARC verdict as an
+        # Authentication-Results text.
         "message_id": str | None,
         "message_id_conflict": OptionalUrl,
         "filtered_reason": str | None,
         "notification_status": str | None,
+        "authentication_results": str | None,
     },
 )
 
@@ -257,6 +260,7 @@ def render_email(urls: Urls, row: Any, kids: dict[str, Any]) -> EmailJson:
         "message_id_conflict": urls.of("emails", row.message_id_conflict_id),
         "filtered_reason": row.filtered_reason,
         "notification_status": row.notification_status,
+        "authentication_results": row.authentication_results,
     }
 
 

@@ -16,6 +16,7 @@ notice to its sender (`intake.notify`), sent after the commit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from postroom.db.dialect import MAIL_DEDUPE_LOCK, advisory_lock
 from postroom.errors import ConflictStatus, NotFound
 from postroom.intake import notify, senders
 from postroom.intake.accept import KeptFile, Submission, accept_files, admit, judge
+from postroom.intake.mail_auth import Verdict
 from postroom.intake.mime import ParsedMail
 from postroom.intake.recipients import Target
 from postroom.status import EmailType, NotificationStatus
@@ -58,6 +60,9 @@ class IncomingMail:
     metadata: dict[str, Any] = field(default_factory=dict)  # → annotation metadata
     values: dict[str, Any] = field(default_factory=dict)  # extra rir values (emails_import:*)
     task_type: str | None = None  # "email_imported" for POST /emails/import
+    client_ip: str | None = None  # the connecting SMTP client (None: posted over HTTP)
+    helo: str = ""  # the name the SMTP client gave in EHLO/HELO
+    verdict: Verdict | None = None  # its authentication (intake.mail_auth), set by the intake
 
 
 @dataclass
@@ -141,7 +146,7 @@ def rir_values(parsed: ParsedMail, extra: dict[str, Any]) -> dict[str, Any]:
 
 
 async def write_mail(
-    conn: AsyncConnection, message: Message, relay_host: str
+    conn: AsyncConnection, message: Message, relay_host: str, allow_notice: Callable[[str], bool]
 ) -> tuple[Delivered, list[notify.Notice]]:
     """Every record of one message (raises ConflictStatus when no inbox takes it any more)."""
     notices: list[notify.Notice] = []
@@ -149,7 +154,7 @@ async def write_mail(
     # Two sessions delivering the same resent message must not both miss each other.
     await advisory_lock(conn, MAIL_DEDUPE_LOCK, int(message.mail.raw.key[:8], 16) - (1 << 31))
     for target in message.mail.targets:
-        notice = await _deliver_to(conn, message, target, delivered, relay_host)
+        notice = await _deliver_to(conn, message, target, delivered, (relay_host, allow_notice))
         if notice is not None:
             notices.append(notice)
     if not delivered.email_ids and not delivered.duplicate_ids:
@@ -158,7 +163,11 @@ async def write_mail(
 
 
 async def _deliver_to(
-    conn: AsyncConnection, message: Message, target: Target, delivered: Delivered, relay: str
+    conn: AsyncConnection,
+    message: Message,
+    target: Target,
+    delivered: Delivered,
+    notices: tuple[str, Callable[[str], bool]],
 ) -> notify.Notice | None:
     mail, parsed = message.mail, message.parsed
     sender = _sender(mail, parsed)
@@ -181,12 +190,17 @@ async def _deliver_to(
         inbox_bounce_default=place.bounce_email_with_no_attachments,
         sender_email=sender,
         sender_name=parsed.sender["name"],
+        envelope_sender=_envelope_address(mail.mail_from),
+        authenticated=mail.verdict is not None and mail.verdict.authenticated,
     )
     # accept_files gives every file without attachment_status an annotation.
     processable = any(f.attachment_status is None for f in files)
     status = None
     if not filtered and not processable:
+        relay, allow_notice = notices
         status = notify.decide(facts, relay)
+        if status == NotificationStatus.PENDING and not allow_notice(sender):
+            status = NotificationStatus.RATE_LIMITED
     email_id = await _insert_email(conn, mail, target, parsed, filtered, status, place.conflict)
     delivered.email_ids.append(email_id)
     if place.conflict is not None:
@@ -214,10 +228,7 @@ async def _deliver_to(
             delivered.task_ids.append(accepted.task_id)
     if status != NotificationStatus.PENDING:
         return None
-    to_email, to_name = notify.recipient_of(facts)
-    return notify.Notice(
-        email_id, to_email, to_name, parsed.subject, parsed.message_id, target.inbox_email
-    )
+    return notify.notice_for(email_id, facts, parsed.subject, parsed.message_id, target.inbox_email)
 
 
 def _envelope_address(mail_from: str) -> str:
@@ -287,6 +298,7 @@ async def _insert_email(
             "metadata": {},
             "filtered_reason": filtered,
             "notification_status": notification_status,
+            "authentication_results": mail.verdict.header if mail.verdict else None,
             "parent_id": None,
             "created_at": utcnow(),
         },

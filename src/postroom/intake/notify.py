@@ -2,10 +2,22 @@
 
 Only one notice exists: an email arrived with no attachment Postroom could process. It is sent
 when the queue's `settings.email_notifications.email_with_no_attachments` is on (default true),
-never to a null sender (`MAIL FROM:<>`) or in answer to auto-submitted mail (RFC 3834), never
-with the files attached, and with an empty return path so a bounce of the notice cannot loop.
+never to a null sender (`MAIL FROM:<>`), a bounce or robot address (MAILER-DAEMON, postmaster,
+bounce-*, *-request…) or in answer to auto-submitted mail (RFC 3834), never with the files
+attached, and with an empty return path so a bounce of the notice cannot loop.
+
+Backscatter guard: anyone can forge a `From:`. A notice addressed to the author of the mail goes
+out only when the author passed mail authentication (`intake.mail_auth`: DMARC pass, or an
+aligned SPF/DKIM pass for a domain without a DMARC record); one addressed to the queue's own
+notification recipient (or the inbox's `bounce_email_to`) does not need it. At most
+`smtp.notices_per_sender_per_hour` notices answer the mail of one sender per hour (this
+process). A notice
+quotes nothing of the mail but the first SUBJECT_CHARS characters of its subject (and its
+Message-ID, when well-formed, for threading): not the author's display name, not the body.
+
 The outcome is written to the email's `notification_status`: `sent`, `failed: <reason>`, or
-`not_sent: <why>` (no relay configured, disabled, null sender, auto-submitted, no recipient).
+`not_sent: <why>` (no relay configured, disabled, null sender, bounce sender, auto-submitted,
+no recipient, sender not authenticated, rate limited).
 
 Sending happens after the mail was committed and answered: a slow or dead relay never delays a
 250. A notice still pending when the process stops stays `pending` in the record.
@@ -15,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
@@ -25,6 +38,8 @@ import sqlalchemy as sa
 
 from postroom.clock import utcnow
 from postroom.db import tables as t
+from postroom.intake.senders import is_bounce_address
+from postroom.ratelimit import SlidingWindows
 from postroom.runtime import Runtime
 from postroom.status import NotificationStatus
 
@@ -32,6 +47,8 @@ log = logging.getLogger("postroom.smtp")
 
 N = NotificationStatus
 SEND_TIMEOUT = 30.0
+SUBJECT_CHARS = 100  # of the mail's subject quoted in the notice
+_MESSAGE_ID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]{1,200}@[\x21-\x3b\x3d\x3f-\x7e]{1,200}>$")
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,8 @@ class NoticeFacts:
     inbox_bounce_default: bool
     sender_email: str
     sender_name: str
+    envelope_sender: str = ""
+    authenticated: bool = False  # the author passed mail authentication (intake.mail_auth)
 
 
 def recipient_of(facts: NoticeFacts) -> tuple[str, str]:
@@ -84,11 +103,35 @@ def decide(facts: NoticeFacts, relay_host: str) -> NotificationStatus:
         return N.NULL_SENDER
     if facts.auto_submitted:
         return N.AUTO_SUBMITTED
-    if "@" not in recipient_of(facts)[0]:
+    to_email = recipient_of(facts)[0]
+    if "@" not in to_email:
         return N.NO_RECIPIENT
+    if any(
+        is_bounce_address(a) for a in (to_email, facts.sender_email, facts.envelope_sender) if a
+    ):
+        return N.BOUNCE_SENDER
     if not relay_host:
         return N.NO_RELAY
+    if to_author(facts) and not facts.authenticated:
+        return N.UNAUTHENTICATED
     return N.PENDING
+
+
+def to_author(facts: NoticeFacts) -> bool:
+    """The notice would go to the mail's (unverified) author, not to a configured recipient."""
+    return recipient_of(facts)[0] == facts.sender_email
+
+
+def notice_for(
+    email_id: int, facts: NoticeFacts, subject: str, message_id: str | None, inbox: str
+) -> Notice:
+    """The notice of an email: the author's display name and a malformed Message-ID are dropped,
+    the subject cut to SUBJECT_CHARS."""
+    to_email, to_name = recipient_of(facts)
+    if to_author(facts):
+        to_name = ""
+    in_reply_to = message_id if message_id and _MESSAGE_ID.match(message_id) else None
+    return Notice(email_id, to_email, to_name, subject[:SUBJECT_CHARS], in_reply_to, inbox)
 
 
 class Notifier:
@@ -97,6 +140,13 @@ class Notifier:
     def __init__(self, services: Runtime) -> None:
         self._services = services
         self._tasks: set[asyncio.Task[None]] = set()
+        self._per_sender = SlidingWindows(
+            services.settings.smtp.notices_per_sender_per_hour, 3600.0
+        )
+
+    def allow(self, sender: str) -> bool:
+        """Count one notice answering mail of `sender`; False when its hourly share is used."""
+        return self._per_sender.allow(sender.strip().lower())
 
     def schedule(self, notice: Notice) -> None:
         task = asyncio.get_running_loop().create_task(self._send(notice))
@@ -114,7 +164,8 @@ class Notifier:
         message = EmailMessage()
         message["From"] = formataddr(("Postroom", sender))
         message["To"] = formataddr((notice.to_name, notice.to_email))
-        message["Subject"] = f"No documents found: {notice.subject}"[:200]
+        subject = " ".join(notice.subject[:SUBJECT_CHARS].split())  # no folding tricks
+        message["Subject"] = f"No documents found: {subject}"
         message["Date"] = format_datetime(utcnow())
         message["Message-ID"] = make_msgid(domain=smtp.domain)
         message["Auto-Submitted"] = "auto-replied"

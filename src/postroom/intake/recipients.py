@@ -25,6 +25,7 @@ class Target:
     inbox_email: str
     queue_id: int
     organization_id: int
+    dmarc_check_action: str = "accept"  # the inbox's: `accept` or `drop` (intake.mail_auth)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,14 @@ class Lookup:
 # Built once (bound parameters): RCPT runs it for every recipient.
 _I, _Q = t.inboxes.c, t.queues.c
 _LOOKUP = (
-    sa.select(_I.id, _I.email, _I.organization_id, _Q.id.label("queue_id"), _Q.status)
+    sa.select(
+        _I.id,
+        _I.email,
+        _I.organization_id,
+        _I.dmarc_check_action,
+        _Q.id.label("queue_id"),
+        _Q.status,
+    )
     .select_from(t.inboxes.join(t.queues, _Q.inbox_id == _I.id))
     .where(_I.email == sa.bindparam("address"))
     .order_by(_Q.id)
@@ -53,4 +61,7 @@ async def lookup(conn: AsyncConnection, address: str) -> Lookup:
     row = next((r for r in rows if takes_documents(r.status)), rows[0])
     if not takes_documents(row.status):
         return Lookup(None, row.status)
-    return Lookup(Target(address, row.id, row.email, row.queue_id, row.organization_id), row.status)
+    target = Target(
+        address, row.id, row.email, row.queue_id, row.organization_id, row.dmarc_check_action
+    )
+    return Lookup(target, row.status)

@@ -1,4 +1,5 @@
-"""Inbox sender filters: `inbox.filters.allowed_senders` / `denied_senders` with `*` and `?`.
+"""Inbox sender filters: `inbox.filters.allowed_senders` / `denied_senders` with `*` and `?`;
+and which senders are mail systems (bounces, list managers) that no notice may answer.
 
 `*` matches any run of characters, `?` exactly one; everything else is literal (no `[...]`
 classes, unlike fnmatch). Matching ignores case, as mail addresses are compared in practice. A
@@ -40,3 +41,28 @@ def filter_reason(filters: Mapping[str, Any] | None, sender: str) -> str | None:
     if isinstance(allowed, list) and allowed and not matches(address, allowed):
         return SENDER_NOT_ALLOWED
     return None
+
+
+# Local parts of mail systems and robots (RFC 3834 §2): never answered with a notice.
+_ROBOT_NAMES = frozenset(
+    {
+        "mailer-daemon",
+        "postmaster",
+        "double-bounce",
+        "listserv",
+        "majordomo",
+        "noreply",
+        "no-reply",
+        "donotreply",
+        "do-not-reply",
+    }
+)
+_ROBOT_PATTERN = re.compile(r"^(bounces?([-+=.].*)?|owner-.+|.+-(request|bounces?|owner))$")
+
+
+def is_bounce_address(address: str) -> bool:
+    """A null, bounce, MAILER-DAEMON, postmaster or list-robot style address."""
+    local = address.strip().strip("<>").rpartition("@")[0].lower()
+    if not local:
+        return True
+    return local in _ROBOT_NAMES or bool(_ROBOT_PATTERN.match(local))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 
+from postroom import logs
 from postroom.db.commits import group_commit
 from postroom.domain import uploads
 from postroom.domain.access import Actor
@@ -27,6 +28,7 @@ from postroom.domain.tasks import TaskUrlJson
 from postroom.intake import mail_import
 from postroom.intake.accept import insert_task
 from postroom.intake.mail import ByteBudget, count_delivery, durable_parts
+from postroom.intake.mail_auth import Authenticator, MailDeferred, MailRefused, admitted
 from postroom.intake.mail_journal import MailJournal, file_summary
 from postroom.intake.mail_records import Delivered, IncomingMail, Message, write_mail
 from postroom.intake.notify import Notifier
@@ -46,6 +48,11 @@ class Intake:
         self.journal = MailJournal(rt)
         # Several large messages in flight parse a few at a time: memory stays under this.
         self.budget = ByteBudget(max(3 * rt.settings.smtp.max_message_bytes, 64 << 20))
+        self.authenticator = Authenticator(rt.settings.smtp)
+
+    def close(self) -> None:
+        """Stop the worker threads of the mail authentication checks."""
+        self.authenticator.close()
 
     async def upload_to_queue(
         self, who: Actor, queue_id: int, body: Body
@@ -112,14 +119,29 @@ class Intake:
             return await lookup(conn, address)
 
     async def deliver(self, mail: IncomingMail) -> Delivered:
-        """Store one message for its recipient inboxes (raises on any failure: answer 451)."""
+        """Store one message for its recipient inboxes (raises on any failure: answer 451).
+
+        Its authentication comes first: an inbox that drops mail failing DMARC leaves it out,
+        and when none is left (`MailRefused`, `MailDeferred`) nothing is stored."""
+        try:
+            await self._authenticate(mail)
+        except (MailRefused, MailDeferred) as refused:
+            if mail.raw.pending is not None:
+                await mail.raw.pending.abort()
+            logs.event(
+                log,
+                "mail refused by dmarc_check_action",
+                verdict=str(refused).replace("\n", ""),
+                inboxes=",".join(t.inbox_email for t in mail.targets),
+            )
+            raise
         parsed, kept = await durable_parts(self.rt.blobs, self.budget, mail.raw)
         for name, why in parsed.skipped:
             log.info("email attachment %r not kept: %s", name, why)
         message = Message(mail, parsed, kept)
         relay = self.rt.settings.smtp.relay_host
         delivered, notices = await group_commit(self.rt.db).run(
-            lambda conn: write_mail(conn, message, relay)
+            lambda conn: write_mail(conn, message, relay, self.notifier.allow)
         )
         delivered.files = file_summary(kept, parsed.skipped)
         self.rt.jobs_available.set()
@@ -127,3 +149,27 @@ class Intake:
             self.notifier.schedule(notice)
         count_delivery(kept, delivered)
         return delivered
+
+    async def _authenticate(self, mail: IncomingMail) -> None:
+        """Set the mail's verdict and keep only the inboxes its `dmarc_check_action` admits.
+
+        Mail posted to `POST /emails/import` is checked too (no SPF: no connecting address)
+        and its verdict recorded, but an admin's import is never dropped."""
+        raw, blobs = mail.raw, self.rt.blobs
+
+        def read() -> bytes:
+            if raw.data is not None:
+                return raw.data
+            if raw.pending is not None:
+                return raw.pending.read_blocking()
+            return blobs.path_of(raw.key).read_bytes()
+
+        async with self.budget.reserve(2 * raw.size):
+            mail.verdict = await self.authenticator.verify(
+                read,
+                ip=mail.client_ip,
+                mail_from="" if mail.mail_from == "<>" else mail.mail_from,
+                helo=mail.helo,
+            )
+        if mail.client_ip is not None:
+            mail.targets = admitted(mail.verdict, mail.targets)

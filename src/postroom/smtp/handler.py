@@ -5,9 +5,12 @@ what a delivered message becomes.
   when a certificate is configured (never AUTH: Postroom takes mail for its inboxes only).
 - MAIL: `SIZE=` over the limit → 552 5.3.4; per-address message rate limit → 451 4.7.1.
 - RCPT: an inbox of an `active` queue (case-insensitive) → 250; an inbox whose queue is being
-  deleted → 550 5.2.1; anything else → 550 5.1.1. Postroom never relays.
+  deleted → 550 5.2.1; anything else → 550 5.1.1, slowed down and past a limit answered
+  421 4.7.0 with the connection closed (`smtp.probing`). Postroom never relays.
 - DATA (after `session.PostroomSMTP` spooled the message into the blob store): the intake
-  service delivers it; 250 only once every record is committed, 451 4.3.0 on any failure of ours.
+  service authenticates and delivers it; 250 only once every record is committed, 550 5.7.1
+  when DMARC fails and every recipient inbox drops such mail, 451 4.7.0 when DMARC could not
+  be evaluated (DNS) for such an inbox, 451 4.3.0 on any failure of ours.
 
 The recipient lookup and every record belong to the intake (`intake.service.Intake`); this
 module only maps their outcomes to replies. `MailEnvelope` is the envelope the hooks fill in.
@@ -15,6 +18,7 @@ module only maps their outcomes to replies. `MailEnvelope` is the envelope the h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -28,6 +32,7 @@ from postroom.intake.mail_records import Delivered, IncomingMail, RawMessage
 from postroom.intake.recipients import Target
 from postroom.intake.service import Intake
 from postroom.smtp import replies
+from postroom.smtp.probing import ProbeGuard
 
 log = logging.getLogger("postroom.smtp")
 
@@ -52,6 +57,16 @@ class MailEnvelope(Envelope):
         self.recipients: list[dict[str, str]] = []
         self.delivered: Delivered | None = None
         self.journaled = False
+        self.client_ip: str | None = None
+        self.helo = ""
+
+
+class MailSession(Session):
+    """One connection's state: aiosmtpd's, and its unknown recipients (`smtp.probing`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.unknown_recipients = 0
 
 
 class InboxHandler:
@@ -60,6 +75,7 @@ class InboxHandler:
         self.rate_limits = intake.rt.rate_limits
         self.max_bytes = intake.rt.settings.smtp.max_message_bytes
         self.starttls = starttls
+        self.probes = ProbeGuard(intake.rt.settings.smtp)
 
     async def handle_EHLO(
         self,
@@ -97,24 +113,30 @@ class InboxHandler:
         envelope.started_at = utcnow()
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        envelope.client_ip = peer_address(session.peer)
+        envelope.helo = session.host_name or ""
         return replies.SENDER_OK
 
     async def handle_RCPT(
         self,
         server: SMTP,
-        session: Session,
+        session: MailSession,
         envelope: MailEnvelope,
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        reply = await self._recipient(envelope, address, rcpt_options)
+        reply = await self._recipient(session, envelope, address, rcpt_options)
         if len(envelope.recipients) < MAX_RECIPIENTS:
             envelope.recipients.append({"address": address, "reply": reply})
         return reply
 
     async def _recipient(
-        self, envelope: MailEnvelope, address: str, rcpt_options: list[str]
+        self, session: MailSession, envelope: MailEnvelope, address: str, rcpt_options: list[str]
     ) -> str:
+        client = peer_address(session.peer)
+        if self.probes.blocked(client, session.unknown_recipients):
+            metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="recipient_probing").inc()
+            return replies.TOO_MANY_UNKNOWN_RECIPIENTS
         if len(envelope.targets) >= MAX_RECIPIENTS:
             return replies.TOO_MANY_RECIPIENTS
         try:
@@ -126,6 +148,10 @@ class InboxHandler:
             reason = "unknown_recipient" if found.queue_status is None else "queue_deleted"
             metrics.SMTP_MESSAGES.labels(outcome="rejected", reason=reason).inc()
             if found.queue_status is None:
+                session.unknown_recipients += 1
+                delay = self.probes.unknown_recipient(client)
+                if delay:
+                    await asyncio.sleep(delay)
                 return replies.UNKNOWN_RECIPIENT
             return replies.QUEUE_DELETED
         if all(t.inbox_id != found.target.inbox_id for t in envelope.targets):
@@ -145,6 +171,8 @@ class InboxHandler:
             raw=raw,
             mail_from=envelope.mail_from or "",
             targets=list(envelope.targets),
+            client_ip=envelope.client_ip,
+            helo=envelope.helo,
         )
         try:
             delivered = await self.intake.deliver(mail)
@@ -153,8 +181,10 @@ class InboxHandler:
             if reply == replies.STORAGE_FAILED:
                 log.exception("storing a message failed; answering 451")
                 metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="internal_error").inc()
-            else:
+            elif reply == replies.QUEUE_DELETED:
                 metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="queue_deleted").inc()
+            else:
+                metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="dmarc").inc()
             return reply
         envelope.delivered = delivered
         logs.event(

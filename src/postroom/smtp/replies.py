@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from postroom.errors import ConflictStatus
+from postroom.intake.mail_auth import MailDeferred, MailRefused
 
 # 2xx
 OK = "250 2.0.0 OK"
@@ -33,12 +34,17 @@ SERVER_BUSY = "421 4.7.0 Too many open connections, try again later"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 TIMEOUT = "421 4.4.2 Timeout, closing connection"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
+TOO_MANY_UNKNOWN_RECIPIENTS = "421 4.7.0 Too many unknown recipients, closing connection"
+AUTHENTICATION_DEFERRED = (
+    "451 4.7.0 Temporary failure checking the sender's authentication (DMARC), try again later"
+)
 
 # 5xx: permanent, the sending MTA bounces the message to its author.
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds the fixed maximum message size"
 UNKNOWN_RECIPIENT = "550 5.1.1 Recipient address rejected: no such inbox"
 QUEUE_DELETED = "550 5.2.1 Recipient address rejected: the queue of this inbox is being deleted"
 RELAY_DENIED = "550 5.7.1 Relay access denied"
+DMARC_REFUSED = "550 5.7.1 Message refused: the sender's domain fails DMARC authentication"
 TLS_REQUIRED = "530 5.7.0 Must issue a STARTTLS command first"
 NEED_RCPT = "503 5.5.1 Error: need RCPT command"
 DATA_SYNTAX = "501 5.5.4 Syntax: DATA"
@@ -93,4 +99,8 @@ def for_error(error: BaseException) -> str:
     if isinstance(error, ConflictStatus):
         # The queue left `active` between RCPT and the commit.
         return QUEUE_DELETED
+    if isinstance(error, MailRefused):
+        return DMARC_REFUSED
+    if isinstance(error, MailDeferred):
+        return AUTHENTICATION_DEFERRED
     return STORAGE_FAILED

@@ -63,6 +63,7 @@ async def start_smtp(intake: Intake, gate: ConnectionGate | None = None) -> List
         async def drain_only() -> None:
             await notifier.drain(10.0)
             await intake.journal.drain(10.0)
+            intake.close()
 
         return Listener(None, _nothing, drain_only)
     loop = asyncio.get_running_loop()
@@ -96,5 +97,6 @@ async def start_smtp(intake: Intake, gate: ConnectionGate | None = None) -> List
         await notifier.drain(10.0)
         await intake.journal.drain(10.0)
         await server.wait_closed()
+        intake.close()
 
     return Listener(port, serve, stop)

@@ -33,7 +33,7 @@ from postroom.connections import ConnectionGate
 from postroom.intake.mail_records import RawMessage
 from postroom.smtp import replies
 from postroom.smtp.dotstream import DotDecoder
-from postroom.smtp.handler import InboxHandler, MailEnvelope, peer_address
+from postroom.smtp.handler import InboxHandler, MailEnvelope, MailSession, peer_address
 from postroom.smtp.session_log import SessionLog
 
 log = logging.getLogger("postroom.smtp")
@@ -173,6 +173,9 @@ class PostroomSMTP(SMTP):
         reply = refusals[-1] if refusals else "Ended before DATA"
         self.handler.journal(self.session, envelope, reply)
 
+    def _create_session(self) -> MailSession:
+        return MailSession(self.loop)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None
         super().connection_made(transport)
@@ -229,6 +232,8 @@ class PostroomSMTP(SMTP):
         metrics.record_smtp_reply(reply)
         self._note_reply(reply)
         await super().push(reply)
+        if reply.startswith("421 ") and self.transport is not None:
+            self.transport.close()  # 421: the server closes the channel (RFC 5321 §3.8)
 
     def _note_reply(self, reply: str) -> None:
         if self.session_log is None:
