@@ -1,6 +1,6 @@
 """The mail log: one row per SMTP transaction, with the reply the sender got.
 
-Revision ID: 0004
+Revision ID: 0003
 Revises: 0002
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import postroom.db.columns
 
-revision = "0004"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
