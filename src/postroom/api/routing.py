@@ -91,7 +91,7 @@ class Redirect:
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # the aiohttp template, prefix included ("/api/v1/queues/{id:\\d+}")
+    path: str  # the aiohttp template, prefix included ("/api/v1/queues/{id:[0-9]+}")
     handler: Handler
     summary: str
     status: int = 200

@@ -24,7 +24,12 @@ from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.relations import ids_by_owner
 from postroom.domain.resource import Body, EditableResource
-from postroom.domain.stored_files import StoredBytes, content_disposition, stored_bytes
+from postroom.domain.stored_files import (
+    StoredBytes,
+    content_disposition,
+    disposition_for,
+    stored_bytes,
+)
 from postroom.domain.uploads import visible_by_origin
 from postroom.errors import BadRequest
 from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
@@ -178,7 +183,9 @@ class Documents(EditableResource[DocumentJson, DocumentPatch]):
             row = await self.load(conn, who, object_id)
         headers = {
             "Content-Type": row.mime_type,
-            "Content-Disposition": content_disposition(row.original_file_name),
+            "Content-Disposition": content_disposition(
+                row.original_file_name, disposition_for(row.mime_type)
+            ),
             # The bytes never change (content-addressed); the file name does not leak into caches.
             "Cache-Control": "private, max-age=3600",
         }

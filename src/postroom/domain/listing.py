@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.errors import BadRequest
-from postroom.urls import MAX_ID
+from postroom.urls import MAX_ID, digits
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -32,9 +32,9 @@ def _ints(name: str, raw: str) -> list[int]:
         part = part.strip().rstrip("/").rsplit("/", 1)[-1]
         if not part:
             continue
-        if not part.isdigit():
+        if not digits(part):
             raise BadRequest(f"{name}: expected ids separated by commas, got {raw!r}.")
-        if int(part) <= MAX_ID:  # a larger id matches nothing
+        if len(part) <= 18 and int(part) <= MAX_ID:  # a larger id matches nothing
             values.append(int(part))
     return values
 

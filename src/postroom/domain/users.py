@@ -40,7 +40,7 @@ from postroom.domain.resource import (
 from postroom.errors import AccessForbidden, BadRequest, Conflict
 from postroom.fields import JsonObject, Reference, Timestamp, Url
 from postroom.runtime import Runtime
-from postroom.urls import Urls
+from postroom.urls import Urls, digits
 
 u, qu = t.users, t.queue_users
 ADMIN_GROUPS = tuple(name for name, role in GROUPS if role == ADMIN)
@@ -108,7 +108,7 @@ def _group_names(raw: str) -> sa.ColumnElement[bool]:
     names = []
     for part in raw.split(","):
         part = part.strip().rstrip("/").rsplit("/", 1)[-1]
-        if part.isdigit() and 1 <= int(part) <= len(GROUPS):
+        if digits(part) and len(part) < 3 and 1 <= int(part) <= len(GROUPS):
             names.append(GROUPS[int(part) - 1][0])
         elif part in GROUP_IDS:
             names.append(part)

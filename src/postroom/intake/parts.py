@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from postroom import jsontext
 from postroom.blobs.local import BlobWriter, LocalBlobStore
 from postroom.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from postroom.intake import names
@@ -275,10 +275,7 @@ def json_object_field(body: ReceivedBody, name: str) -> dict[str, Any]:
     text = body.fields.get(name, "")
     if not text.strip():
         return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: not valid JSON ({exc}).") from None
+    value = jsontext.parse(text, name)
     if isinstance(value, dict):
         return value
     raise BadRequest(f"{name}: expected a JSON object, got {type(value).__name__}.")

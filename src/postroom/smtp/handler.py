@@ -25,6 +25,7 @@ from postroom.intake.mail_records import IncomingMail, RawMessage
 from postroom.intake.recipients import Target
 from postroom.intake.service import Intake
 from postroom.smtp import replies
+from postroom.urls import digits
 
 log = logging.getLogger("postroom.smtp")
 
@@ -36,7 +37,7 @@ def _size_param(mail_options: list[str]) -> int | bool | None:
     for option in mail_options:
         key, _, value = option.partition("=")
         if key.upper() == "SIZE":
-            return int(value) if value.isdigit() else False
+            return int(value) if digits(value) and len(value) <= 18 else False
     return None
 
 
@@ -136,6 +137,13 @@ class InboxHandler:
             if reply == replies.STORAGE_FAILED:
                 log.exception("storing a message failed; answering 451")
                 metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="internal_error").inc()
+            elif reply == replies.STORAGE_FULL:
+                logs.event(log, "mail deferred: storage full", level=logging.ERROR)
+                metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="storage_full").inc()
+            elif reply == replies.MESSAGE_STRUCTURE:
+                # Permanent: one line, no traceback; the sender bounces it and does not retry.
+                logs.event(log, "mail refused", level=logging.WARNING, reason=str(error))
+                metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="structure").inc()
             else:
                 metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="queue_deleted").inc()
             return reply

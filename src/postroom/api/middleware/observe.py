@@ -22,6 +22,7 @@ from aiohttp import web
 from postroom import logs, metrics
 from postroom.api.keys import ACTOR
 from postroom.api.middleware.limits import client_address
+from postroom.urls import digits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,7 +64,7 @@ def _url_ids(request: web.Request, template: str) -> dict[str, Any]:
     for previous, segment in itertools.pairwise(segments):
         if segment.startswith("{") and previous in _ID_NAMES:
             value = request.match_info.get(segment.strip("{}").split(":")[0])
-            if value is not None and value.isdigit():
+            if value is not None and digits(value) and len(value) <= 18:
                 found[_ID_NAMES[previous]] = int(value)
     return found
 

@@ -11,6 +11,7 @@ from postroom.api.upload_body import RequestBody, closes_when_refused
 from postroom.domain.documents import DOCUMENTS, DocumentJson
 from postroom.errors import (
     AccessForbidden,
+    InsufficientStorage,
     PayloadTooLarge,
     RequestTimeout,
     ServiceUnavailable,
@@ -39,7 +40,13 @@ content_route(
     ),
     status=201,
     response=DocumentJson,
-    errors=(AccessForbidden, RequestTimeout, PayloadTooLarge, ServiceUnavailable),
+    errors=(
+        AccessForbidden,
+        RequestTimeout,
+        PayloadTooLarge,
+        ServiceUnavailable,
+        InsufficientStorage,
+    ),
 )
 @closes_when_refused
 async def create_document(call: Call) -> DocumentJson:

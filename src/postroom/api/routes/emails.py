@@ -15,9 +15,11 @@ from postroom.domain.tasks import TaskUrlJson
 from postroom.errors import (
     AccessForbidden,
     ConflictStatus,
+    InsufficientStorage,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    ServiceUnavailable,
 )
 
 routes = Routes()
@@ -58,7 +60,14 @@ content_route(
     ),
     status=202,
     response=TaskUrlJson,
-    errors=(AccessForbidden, ConflictStatus, RequestTimeout, PayloadTooLarge),
+    errors=(
+        AccessForbidden,
+        ConflictStatus,
+        RequestTimeout,
+        PayloadTooLarge,
+        ServiceUnavailable,
+        InsufficientStorage,
+    ),
 )
 async def import_email(call: Call) -> TaskUrlJson:
     """Import a raw message (admins): 202 with an `email_imported` task once it is stored."""

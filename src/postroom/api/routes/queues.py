@@ -13,11 +13,11 @@ from postroom.domain.queue_bodies import DuplicateBody, FromTemplateBody
 from postroom.domain.queues import QUEUES, QueueJson, RelatedCountsJson
 from postroom.errors import AccessForbidden, Conflict, ConflictStatus, NotFound
 
-ONE = r"/queues/{id:\d+}"
+ONE = r"/queues/{id:[0-9]+}"
 
 routes = Routes()
 resource_routes(
-    routes, "/queues", QUEUES, QueueJson, id_pattern=r":\d+", edits=("POST", "PUT", "PATCH")
+    routes, "/queues", QUEUES, QueueJson, id_pattern=r":[0-9]+", edits=("POST", "PUT", "PATCH")
 )
 
 

@@ -14,6 +14,7 @@ from postroom.errors import (
     BadRequest,
     Conflict,
     ConflictStatus,
+    InsufficientStorage,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
@@ -29,7 +30,7 @@ UPLOAD_BODY = Files(
         "values": "A JSON object: `upload:<key>` values offered to the datapoints.",
     }
 )
-# Refusals of any upload: the queue (404, 403, 409), the body (408, 413) and the disk (503).
+# Refusals of any upload: the queue (404, 403, 409), the body (408, 413) and the disk (503, 507).
 UPLOAD_ERRORS = (
     NotFound,
     AccessForbidden,
@@ -37,6 +38,7 @@ UPLOAD_ERRORS = (
     RequestTimeout,
     PayloadTooLarge,
     ServiceUnavailable,
+    InsufficientStorage,
 )
 
 
