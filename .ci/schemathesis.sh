@@ -40,9 +40,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-# Warnings (no links followed, missing auth, ...) fail the run as failures do.
-CONFIG="$WORK/schemathesis.toml"
-printf '[warnings]\nfail-on = true\n' >"$CONFIG"
+# Warnings fail the run as failures do; the few rules a schema cannot state are listed there.
+CONFIG="$PWD/.ci/schemathesis.toml"
 
 for _ in $(seq 1 100); do
   "$BIN/python" -c "import urllib.request; urllib.request.urlopen('$BASE/api/v1/health', timeout=1)" 2>/dev/null && break

@@ -39,7 +39,7 @@ def parse(raw: str | bytes, where: str = "body") -> Any:
     except RecursionError:
         raise BadRequest(f"{where}: nested deeper than {MAX_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"{where}: malformed JSON ({exc}).") from None
+        raise BadRequest(f"{where}: not valid JSON ({exc}).") from None
     check(value, where)
     return value
 

@@ -46,6 +46,8 @@ class Urls:
 
     @staticmethod
     def _parse_id(value: Any, collection: str) -> int | None:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON 12.0 is the number 12
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
         if isinstance(value, str):

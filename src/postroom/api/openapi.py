@@ -22,10 +22,13 @@ from pydantic_core import core_schema
 
 from postroom.api.middleware.limits import EXEMPT_PATHS
 from postroom.api.routing import Download, Endpoint, Files, Param, Redirect
-from postroom.domain.listing import Filter, Listing
+from postroom.domain.listing import MAX_PAGE_NUMBER, Filter, Listing, ordering_pattern
 from postroom.errors import AuthenticationFailed, BadRequest, PostroomError, RateLimited
+from postroom.urls import MAX_ID
 
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+# Text path parameters: a file name holds a non-digit (all digits name an id).
+_PATH_TEXT = {"filename": "^[^/]*[^/0-9][^/]*$"}
 _REF = "#/components/schemas/{model}"
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -48,8 +51,16 @@ PAGINATION_SCHEMA: dict[str, Any] = {
     },
 }
 _PAGE_PARAMS = (
-    Param("page", {"type": "integer", "minimum": 1}, "Page number (default 1)."),
-    Param("page_size", {"type": "integer", "minimum": 1}, "Page size (default 20, max 100)."),
+    Param(
+        "page",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NUMBER},
+        "Page number (default 1).",
+    ),
+    Param(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NUMBER},
+        "Page size (default 20; more than 100 reads as 100).",
+    ),
 )
 _FILTER_KINDS = {
     "ids": "comma list of ids or URLs",
@@ -77,8 +88,9 @@ class SchemaBook:
     def __init__(self) -> None:
         self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
         self._names: dict[Any, str] = {}
+        self.requests: set[str] = set()  # the schemas request bodies use (with their $defs)
 
-    def ref(self, shape: Any) -> dict[str, str]:
+    def ref(self, shape: Any, *, request: bool = False) -> dict[str, str]:
         name = self._names.get(shape)
         if name is None:
             name = getattr(shape, "__name__", "Object").removesuffix("Json")
@@ -88,9 +100,12 @@ class SchemaBook:
             schema = pydantic.TypeAdapter(shape).json_schema(
                 ref_template=_REF, schema_generator=_WithoutDefaults
             )
-            for def_name, definition in schema.pop("$defs", {}).items():
+            defs = schema.pop("$defs", {})
+            for def_name, definition in defs.items():
                 self.schemas.setdefault(def_name, definition)
             self.schemas[name] = schema
+            if request:
+                self.requests.update([name, *defs])
         return {"$ref": _REF.format(model=name)}
 
 
@@ -102,7 +117,11 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     params = []
     for name in _PARAM.findall(path):
         is_id = name == "id" or name.endswith("_id")
-        schema: dict[str, Any] = {"type": "integer", "minimum": 1} if is_id else {"type": "string"}
+        schema: dict[str, Any] = (
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+            if is_id
+            else {"type": "string", "minLength": 1, "pattern": _PATH_TEXT.get(name, "^[^/]+$")}
+        )
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return params
 
@@ -113,6 +132,9 @@ def _query(param: Param) -> dict[str, Any]:
         "in": "query",
         "required": param.required,
         "schema": dict(param.schema),
+        # One value per parameter (`a=1,2`), never spread into other keys (`x=1&y=2`), which
+        # the API would take for other, unknown parameters.
+        "explode": False,
     }
     if param.description:
         entry["description"] = param.description
@@ -120,14 +142,19 @@ def _query(param: Param) -> dict[str, Any]:
 
 
 def _filter_param(f: Filter) -> Param:
-    return Param(f.param, {"type": "string"}, f"Filter ({_FILTER_KINDS.get(f.kind, 'value')}).")
+    kind = _FILTER_KINDS.get(f.kind, "value")
+    return Param(f.param, dict(f.value_schema()), f"Filter ({kind}).")
 
 
 def _listing_params(listing: Listing) -> Iterable[Param]:
     yield from (_filter_param(f) for f in listing.filters)
     yield from _PAGE_PARAMS
     fields = ", ".join(sorted(listing.ordering))
-    yield Param("ordering", {"type": "string"}, f"Comma list of {fields}; `-` for descending.")
+    yield Param(
+        "ordering",
+        {"type": "string", "pattern": ordering_pattern(listing.ordering)},
+        f"Comma list of {fields}; `-` for descending.",
+    )
 
 
 def _parameters(endpoint: Endpoint) -> list[dict[str, Any]]:
@@ -142,23 +169,35 @@ def _upload_content(files: Files) -> dict[str, Any]:
     properties: dict[str, Any] = {
         files.file_field: {
             "type": "array",
-            "items": {"type": "string", "format": "binary"},
-            "description": "One part per file (any part with a file name is a file too).",
+            "minItems": 1,
+            "items": {"type": "string", "format": "binary", "minLength": 1},
+            "description": "One part per file (any part with a file name is a file too); "
+            "no file may be empty.",
         }
     }
+    if files.single:
+        properties[files.file_field]["maxItems"] = 1
+    encoding: dict[str, Any] = {}
     for name, description in files.fields.items():
-        properties[name] = {"type": "string", "description": description}
-    content: dict[str, Any] = {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": [files.file_field, *files.required],
-                "properties": properties,
-            }
+        properties[name] = {"type": "string", **files.schemas.get(name, {})}
+        properties[name]["description"] = description
+        if properties[name]["type"] == "object":
+            encoding[name] = {"contentType": "application/json"}
+        elif name in files.required:
+            properties[name]["minLength"] = 1
+    multipart: dict[str, Any] = {
+        "schema": {
+            "type": "object",
+            "required": [files.file_field, *files.required],
+            "properties": properties,
+            "additionalProperties": False,
         }
     }
+    if encoding:
+        multipart["encoding"] = encoding
+    content: dict[str, Any] = {"multipart/form-data": multipart}
     if files.raw:
-        raw = {"schema": {"type": "string", "format": "binary"}}
+        raw = {"schema": {"type": "string", "format": "binary", "minLength": 1}}
         content["application/octet-stream"] = raw
         content["*/*"] = raw
     return content
@@ -170,14 +209,51 @@ def _request_body(endpoint: Endpoint, book: SchemaBook) -> dict[str, Any] | None
         return {"required": True, "content": _upload_content(body)}
     if body is None:
         return None
-    schema = book.ref(body)
+    schema = book.ref(body, request=True)
     content = {"application/json": {"schema": schema}}
+    name = schema["$ref"].rsplit("/", 1)[-1]
     if endpoint.form:
-        content["application/x-www-form-urlencoded"] = {"schema": schema}
-    return {"required": False, "content": content}
+        # A form field is text: no null (nor numbers) to send.
+        form_name = name + "Form"
+        book.schemas.setdefault(form_name, _without_null(book.schemas[name]))
+        book.requests.add(form_name)
+        content["application/x-www-form-urlencoded"] = {
+            "schema": {"$ref": _REF.format(model=form_name)}
+        }
+    required = bool(book.schemas[name].get("required"))
+    return {"required": required, "content": content}
 
 
-def _answer(shape: Any, description: str, book: SchemaBook, listing: Listing | None) -> Any:
+def _without_null(schema: Any) -> Any:
+    """A copy of `schema` whose alternatives are only strings (a form's fields are text)."""
+    if isinstance(schema, list):
+        return [_without_null(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    copy = {k: _without_null(v) for k, v in schema.items()}
+    if "anyOf" in copy:
+        texts = [s for s in copy["anyOf"] if isinstance(s, dict) and s.get("type") == "string"]
+        if texts:
+            copy["anyOf"] = texts
+    return copy
+
+
+def _download_schema(media_type: str) -> dict[str, Any]:
+    """Any bytes for `*/*` (a stored file may be JSON too), an object for JSON, else binary."""
+    if media_type == "*/*":
+        return {}
+    if media_type.split(";")[0].strip().endswith("json"):
+        return {"type": "object"}
+    return {"type": "string", "format": "binary"}
+
+
+def _answer(
+    shape: Any,
+    description: str,
+    book: SchemaBook,
+    listing: Listing | None,
+    partial: bool = False,
+) -> Any:
     if shape is None:
         return {"description": description}
     if isinstance(shape, Redirect):
@@ -186,9 +262,12 @@ def _answer(shape: Any, description: str, book: SchemaBook, listing: Listing | N
             "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
         }
     if isinstance(shape, Download):
-        media = {m: {"schema": {"type": "string", "format": "binary"}} for m in shape.media_types}
+        media = {m: {"schema": _download_schema(m)} for m in shape.media_types}
         return {"description": shape.description, "content": media}
     schema: dict[str, Any] = book.ref(shape)
+    if partial:
+        # `fields` / `fields!` keep only some attributes: then any part of the object.
+        schema = {"anyOf": [schema, {"type": "object"}]}
     if listing is not None:
         schema = {
             "type": "object",
@@ -201,6 +280,19 @@ def _answer(shape: Any, description: str, book: SchemaBook, listing: Listing | N
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_METHOD_NOT_ALLOWED = 405
+_METHOD_NOT_ALLOWED_ANSWER: dict[str, Any] = {
+    "description": "The URL names another resource, which does not take this method (a path "
+    "parameter that is no valid value here, e.g. `/uploads/invoice.pdf` for a GET).",
+    "headers": {"Allow": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+class _MethodNotAllowed(PostroomError, status=_METHOD_NOT_ALLOWED, code="method_not_allowed"):
+    """The URL names another resource, which does not take this method."""
+
+
 def _errors(endpoint: Endpoint) -> list[type[PostroomError]]:
     found: list[type[PostroomError]] = list(endpoint.errors)
     reads_input = bool(
@@ -208,6 +300,8 @@ def _errors(endpoint: Endpoint) -> list[type[PostroomError]]:
     )
     if reads_input:
         found.append(BadRequest)
+    if _PARAM.search(endpoint.path):
+        found.append(_MethodNotAllowed)
     if endpoint.auth != "public":
         found.append(AuthenticationFailed)
     if endpoint.path not in EXEMPT_PATHS:
@@ -221,6 +315,9 @@ def _error_responses(errors: Iterable[type[PostroomError]]) -> dict[str, Any]:
         by_status.setdefault(error.status, []).append(error)
     responses: dict[str, Any] = {}
     for status in sorted(by_status):
+        if status == _METHOD_NOT_ALLOWED:
+            responses[str(status)] = _METHOD_NOT_ALLOWED_ANSWER
+            continue
         descriptions = dict.fromkeys((e.__doc__ or e.code).strip() for e in by_status[status])
         entry: dict[str, Any] = {
             "description": " / ".join(descriptions),
@@ -240,8 +337,11 @@ def _operation(endpoint: Endpoint, book: SchemaBook, op_ids: set[str]) -> dict[s
     op_ids.add(op_id)
     segments = [s for s in template.split("/") if s and not s.startswith("{")]
     tag = segments[2] if segments[:2] == ["api", "v1"] and len(segments) > 2 else segments[0]
+    partial = any(p.name in ("fields", "fields!") for p in endpoint.query)
     responses = {
-        str(endpoint.status): _answer(endpoint.response, "Success.", book, endpoint.listing)
+        str(endpoint.status): _answer(
+            endpoint.response, "Success.", book, endpoint.listing, partial
+        )
     }
     for status, shape in endpoint.also.items():
         responses[str(status)] = _answer(shape, "Success.", book, None)
@@ -262,6 +362,79 @@ def _operation(endpoint: Endpoint, book: SchemaBook, op_ids: set[str]) -> dict[s
     return operation
 
 
+def _has_id(schema: Any, book: SchemaBook) -> bool:
+    ref = schema.get("$ref", "") if isinstance(schema, dict) else ""
+    target = book.schemas.get(ref.rsplit("/", 1)[-1], {})
+    return "id" in target.get("properties", {})
+
+
+def _id_source(operation: dict[str, Any], book: SchemaBook) -> str | None:
+    """Where an answer of `operation` carries an object id: `$response.body#/id` for an
+    object, `#/results/0/id` for a list of them; None when it carries none."""
+    for status, answer in operation["responses"].items():
+        if not status.startswith("2"):
+            continue
+        schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
+        if _has_id(schema, book):
+            return "$response.body#/id"
+        results = schema.get("properties", {}).get("results", {}).get("items", {})
+        if _has_id(results, book):
+            return "$response.body#/results/0/id"
+    return None
+
+
+def _add_links(paths: dict[str, dict[str, Any]], book: SchemaBook) -> None:
+    """OpenAPI links: an answer that names an object (a create, a retrieve, a list) leads to
+    the operations on that object (`POST /queues` → `GET`/`PATCH`/`DELETE /queues/{id}`, …), so
+    clients and testers can follow them."""
+    for path, item in paths.items():
+        collection = path.removesuffix("/{id}")
+        targets = [
+            (other, method, op)
+            for other, other_item in paths.items()
+            if other.startswith(collection + "/{id}")
+            for method, op in other_item.items()
+        ]
+        for method, operation in item.items():
+            source = _id_source(operation, book)
+            if source is None or method == "delete":
+                continue
+            links = {
+                target_op["operationId"]: {
+                    "operationId": target_op["operationId"],
+                    "parameters": {"path.id": source},
+                }
+                for target, target_method, target_op in targets
+                if not (target == path and target_method == method)
+            }
+            for answer in (v for k, v in operation["responses"].items() if k.startswith("2")):
+                if links and "content" in answer:
+                    answer["links"] = links
+
+
+# JSON text may spell U+0000, but no body may carry it (PostgreSQL text cannot hold it).
+NO_NUL = "^[^\\x00]*$"
+
+
+def _without_nul(schema: Any) -> None:
+    """Say so in every string and object-key schema of the request bodies."""
+    pending = [schema]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        kinds = item.get("type")
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        if "string" in kinds and not {"pattern", "format", "enum", "const"} & item.keys():
+            item["pattern"] = NO_NUL
+        if "object" in kinds and "propertyNames" not in item:
+            item["propertyNames"] = {"pattern": NO_NUL}
+        pending.extend(v for k, v in item.items() if k != "propertyNames")
+
+
 def build_document(endpoints: Iterable[Endpoint], base_url: str, version: str) -> dict[str, Any]:
     """The OpenAPI document of the declared endpoints."""
     book = SchemaBook()
@@ -273,6 +446,14 @@ def build_document(endpoints: Iterable[Endpoint], base_url: str, version: str) -
         paths.setdefault(_template(endpoint.path), {})[endpoint.method.lower()] = _operation(
             endpoint, book, op_ids
         )
+    _add_links(paths, book)
+    for name, schema in book.schemas.items():
+        if name in book.requests:
+            _without_nul(schema)
+    for item in paths.values():
+        for operation in item.values():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                _without_nul(content["schema"])
     return {
         "openapi": "3.1.0",
         "info": {

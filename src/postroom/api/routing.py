@@ -29,6 +29,7 @@ router and the OpenAPI document (`api.openapi`) are both built from these declar
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -71,6 +72,9 @@ class Files:
     required: tuple[str, ...] = ()
     file_field: str = "content"
     raw: bool = True
+    single: bool = False  # exactly one file
+    # JSON schemas of text fields that are not plain strings (a JSON object: `{"type": "object"}`)
+    schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,21 @@ def _aiohttp_handler(endpoint: Endpoint) -> AiohttpHandler:
     return handle
 
 
+# Ids in paths are ASCII digits: `/annotations/purge_deleted` is then never `{id}`, and a method
+# another resource of the same path lacks answers 405 with the right `Allow`. A `{filename}` holds
+# a non-digit, so `/uploads/12` is the upload, not a file called "12".
+_PATH_PARAMS = {"id": "[0-9]+", "filename": "[^/]*[^/0-9][^/]*"}
+
+
+def _constrained(path: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        pattern = _PATH_PARAMS.get(name) or ("[0-9]+" if name.endswith("_id") else None)
+        return f"{{{name}:{pattern}}}" if pattern else match.group(0)
+
+    return re.sub(r"\{([A-Za-z_]+)\}", one, path)
+
+
 class Routes:
     """The endpoints of one module, declared with `@routes.get(...)` and friends."""
 
@@ -187,6 +206,7 @@ class Routes:
         return declare
 
     def add(self, method: str, path: str, handler: Handler, **declared: Any) -> Endpoint:
+        path = _constrained(path)
         doc = (handler.__doc__ or "").strip()
         summary = declared.pop("summary", None) or (doc.splitlines()[0] if doc else "")
         endpoint = Endpoint(

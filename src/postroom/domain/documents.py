@@ -23,7 +23,7 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.relations import ids_by_owner
-from postroom.domain.resource import Body, EditableResource
+from postroom.domain.resource import Body, EditableResource, body_schema
 from postroom.domain.stored_files import (
     StoredBytes,
     content_disposition,
@@ -78,7 +78,11 @@ class DocumentJson(TypedDict):
 class DocumentPatch(Body):
     """Only `metadata` changes; the read-only fields of a Document may be sent back unchanged."""
 
-    model_config = Body.model_config | {"extra": "allow"}
+    # Other fields are the read-only ones, sent back unchanged or refused: none to declare.
+    model_config = Body.model_config | {
+        "extra": "allow",
+        "json_schema_extra": body_schema(top={"additionalProperties": False}),
+    }
 
     metadata: Annotated[Any, WithJsonSchema({"type": "object"})] = None
 

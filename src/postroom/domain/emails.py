@@ -20,7 +20,7 @@ from typing_extensions import TypedDict
 from postroom.clock import iso
 from postroom.db import tables as t
 from postroom.domain.access import Actor, visible_queues_clause
-from postroom.domain.listing import Filter, Listing, apply_filters
+from postroom.domain.listing import IDS_PATTERN, Filter, Listing, any_case, apply_filters
 from postroom.domain.resource import Body, EditableResource
 from postroom.domain.stored_files import StoredBytes, stored_bytes
 from postroom.errors import BadRequest
@@ -149,6 +149,12 @@ def kept_documents() -> sa.Exists:
     return sa.exists().where(d.email_id == E.id, d.attachment_status.is_(None))
 
 
+_HAS_DOCUMENTS = {
+    "type": "string",
+    "pattern": f"^\\s*(?:{any_case('true', 'yes', 'false', 'no')}|1|0)\\s*$|^$",
+}
+
+
 def _has_documents(raw: str) -> sa.ColumnElement[bool]:
     wanted = raw.strip().lower() in ("true", "1", "yes")
     if raw.strip().lower() not in ("true", "1", "yes", "false", "0", "no"):
@@ -157,11 +163,8 @@ def _has_documents(raw: str) -> sa.ColumnElement[bool]:
 
 
 def _with_documents(raw: str) -> sa.ColumnElement[bool]:
-    ids = [p.rstrip("/").rsplit("/", 1)[-1] for p in raw.split(",") if p.strip()]
-    if not all(i.isdigit() for i in ids):
-        raise BadRequest(f"documents: expected ids or URLs separated by commas, got {raw!r}.")
     d = t.documents.c
-    return sa.exists().where(d.email_id == E.id, d.id.in_([int(i) for i in ids]))
+    return sa.exists().where(d.email_id == E.id, Filter("documents", d.id).clause(raw))
 
 
 def _address_in(raw: str) -> sa.ColumnElement[bool]:
@@ -315,8 +318,14 @@ class Emails(EditableResource[EmailJson, EmailPatch]):
             Filter("created_at_after", E.created_at, "after"),
             Filter("last_thread_email_created_at_before", E.created_at, "before"),
             Filter("last_thread_email_created_at_after", E.created_at, "after"),
-            Filter("has_documents", None, "custom", _has_documents),
-            Filter("documents", None, "custom", _with_documents),
+            Filter("has_documents", None, "custom", _has_documents, _HAS_DOCUMENTS),
+            Filter(
+                "documents",
+                None,
+                "custom",
+                _with_documents,
+                {"type": "string", "pattern": IDS_PATTERN},
+            ),
         ),
         ordering={
             "id": E.id,

@@ -27,7 +27,7 @@ from postroom.clock import iso, utcnow
 from postroom.db import tables as t
 from postroom.domain import passwords
 from postroom.domain.access import ADMIN, GROUP_IDS, GROUPS, ROLE_OF_GROUP, Actor
-from postroom.domain.listing import Filter, Listing, linked
+from postroom.domain.listing import Filter, Listing, comma_list, linked
 from postroom.domain.relations import ids_by_owner, require_queues
 from postroom.domain.resource import (
     Body,
@@ -102,6 +102,10 @@ class UserJson(TypedDict):
     oidc_id: None
     auth_type: str
     deleted: bool
+
+
+_GROUP_REFS = "|".join([*(str(i) for i in range(1, len(GROUPS) + 1)), *GROUP_IDS])
+_GROUPS_SCHEMA = {"type": "string", "pattern": comma_list(f"(?:[^,]*/)?(?:{_GROUP_REFS})/*")}
 
 
 def _group_names(raw: str) -> sa.ColumnElement[bool]:
@@ -225,7 +229,7 @@ class Users(EditableResource[UserJson, UserBody]):
             Filter("email", u.c.email, "str"),
             Filter("is_active", u.c.is_active, "bool"),
             Filter("deleted", u.c.deleted, "bool"),
-            Filter("groups", kind="custom", build=_group_names),
+            Filter("groups", kind="custom", build=_group_names, schema=_GROUPS_SCHEMA),
             linked("queue", u.c.id, qu.c.user_id, qu.c.queue_id),
         ),
         ordering={
