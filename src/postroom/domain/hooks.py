@@ -74,9 +74,42 @@ _EVENTS = "|".join(
 )
 
 
+# What `check_config` takes: a webhook's http(s) URL, a function's runtime and code; or neither
+# `type` nor `config` sent (a change of other fields).
+_CONFIG_SHAPES = [
+    {
+        "required": ["config"],
+        "properties": {
+            "type": {"const": "webhook"},
+            "config": {
+                "type": "object",
+                "required": ["url"],
+                "properties": {"url": {"type": "string", "pattern": "^https?://"}},
+            },
+        },
+    },
+    {
+        "required": ["type", "config"],
+        "properties": {
+            "type": {"const": "function"},
+            "config": {
+                "type": "object",
+                "required": ["runtime", "code"],
+                "properties": {
+                    "runtime": {"enum": list(FUNCTION_RUNTIMES)},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+    },
+    {"properties": {"type": False, "config": False}},
+]
+
+
 class HookBody(Body):
     model_config = Body.model_config | {
         "json_schema_extra": body_schema(
+            top={"anyOf": _CONFIG_SHAPES},
             type={"type": "string", "enum": ["webhook", "function"]},
             events={"type": "array", "items": {"type": "string", "pattern": f"^(?:{_EVENTS})$"}},
         )
