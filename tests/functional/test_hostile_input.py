@@ -102,6 +102,9 @@ async def test_numbers_out_of_range_in_the_query_are_400(admin: Api) -> None:
             assert status == 400 and body["detail"].startswith(name), (name, value, body)
     status, body = await admin.get("/queues/1/export", params={"page": "99999999999999999999"})
     assert status == 400 and body["detail"].startswith("page"), body
+    # Given twice, a parameter is ambiguous: 400 rather than the first one silently.
+    status, body = await admin.get("/queues?page_size=1&page_size=x")
+    assert status == 400 and body["detail"].startswith("page_size"), body
 
 
 async def test_mail_subject_with_escaped_surrogate_exports(

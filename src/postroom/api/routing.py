@@ -42,7 +42,7 @@ from postroom.api.bodies import path_id, read_object, validate
 from postroom.api.keys import ACTOR, RUNTIME
 from postroom.domain.access import Actor
 from postroom.domain.listing import Listing
-from postroom.errors import PostroomError
+from postroom.errors import BadRequest, PostroomError
 from postroom.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -156,10 +156,30 @@ def _dumps(value: Any) -> str:
     return json.dumps(value)
 
 
+def _single_valued(endpoint: Endpoint) -> frozenset[str]:
+    """The query parameters the endpoint reads: each takes one value."""
+    names = {p.name for p in endpoint.query}
+    if endpoint.listing is not None:
+        names |= {f.param for f in endpoint.listing.filters} | {"page", "page_size", "ordering"}
+    return frozenset(names)
+
+
+def _refuse_repeated(request: web.Request, names: frozenset[str]) -> None:
+    """400 for a parameter given twice (`page_size=1&page_size=x`): which one would count?"""
+    query = request.query
+    if len(query) == len(set(query.keys())):
+        return
+    for name in names:
+        if len(query.getall(name, ())) > 1:
+            raise BadRequest(f"{name}: given more than once (a list is comma-separated).")
+
+
 def _aiohttp_handler(endpoint: Endpoint) -> AiohttpHandler:
     model = endpoint.body if isinstance(endpoint.body, type) else None
+    single = _single_valued(endpoint)
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        _refuse_repeated(request, single)
         body = None
         if model is not None:
             body = validate(model, await read_object(request, allow_form=endpoint.form))

@@ -24,7 +24,7 @@ from postroom.domain.listing import IDS_PATTERN, Filter, Listing, any_case, appl
 from postroom.domain.resource import Body, EditableResource
 from postroom.domain.stored_files import StoredBytes, stored_bytes
 from postroom.errors import BadRequest
-from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
+from postroom.fields import OPTIONAL_REFERENCE_SCHEMA, JsonObject, OptionalUrl, Timestamp, Url
 from postroom.runtime import Runtime
 from postroom.status import AnnotationStatus
 from postroom.urls import Urls
@@ -141,7 +141,7 @@ class EmailPatch(Body):
     body_text_html: Annotated[Any, WithJsonSchema({"type": "string"})] = None
     metadata: Annotated[Any, WithJsonSchema({"type": "object"})] = None
     labels: Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "string"}})] = None
-    parent: Annotated[Any, WithJsonSchema({"type": ["string", "null"], "format": "uri"})] = None
+    parent: Annotated[Any, WithJsonSchema(OPTIONAL_REFERENCE_SCHEMA)] = None
 
 
 def kept_documents() -> sa.Exists:

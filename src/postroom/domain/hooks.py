@@ -33,7 +33,15 @@ from postroom.domain.resource import (
     sent_fields,
 )
 from postroom.errors import AccessForbidden, BadRequest
-from postroom.fields import JsonObject, Name, OptionalUrl, Reference, Timestamp, Url
+from postroom.fields import (
+    OPTIONAL_REFERENCE_SCHEMA,
+    JsonObject,
+    Name,
+    OptionalUrl,
+    Reference,
+    Timestamp,
+    Url,
+)
 from postroom.runtime import Runtime
 from postroom.urls import Urls
 
@@ -111,6 +119,7 @@ class HookBody(Body):
         "json_schema_extra": body_schema(
             top={"anyOf": _CONFIG_SHAPES},
             type={"type": "string", "enum": ["webhook", "function"]},
+            token_owner=OPTIONAL_REFERENCE_SCHEMA,
             events={"type": "array", "items": {"type": "string", "pattern": f"^(?:{_EVENTS})$"}},
         )
     }

@@ -32,6 +32,7 @@ from postroom.domain.relations import ids_by_owner, require_queues
 from postroom.domain.resource import (
     Body,
     EditableResource,
+    body_schema,
     check_organization,
     insert_returning_id,
     require_fields,
@@ -78,6 +79,12 @@ class UserBody(Body):
 
 
 class PasswordChangeBody(Body):
+    model_config = Body.model_config | {
+        "json_schema_extra": body_schema(
+            top={"required": ["old_password", "new_password1", "new_password2"]}
+        )
+    }
+
     old_password: str = ""
     new_password1: str = ""
     new_password2: str = ""
