@@ -33,6 +33,10 @@ Reference = Annotated[str | Annotated[int, Strict(False)], WithJsonSchema(REFERE
 JsonObject = dict[str, Any]
 
 Url = Annotated[str, WithJsonSchema({"type": "string", "format": "uri"})]
+# A URL, or "" once the object it named is gone (an email's deleted inbox: the SDK needs a string).
+UrlOrEmpty = Annotated[
+    str, WithJsonSchema({"type": "string", "anyOf": [{"format": "uri"}, {"maxLength": 0}]})
+]
 OptionalUrl = Annotated[str | None, WithJsonSchema({"type": ["string", "null"], "format": "uri"})]
 Timestamp = Annotated[
     str | None, WithJsonSchema({"type": ["string", "null"], "format": "date-time"})

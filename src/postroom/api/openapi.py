@@ -21,6 +21,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from postroom.api.middleware.limits import EXEMPT_PATHS
+from postroom.api.openapi_refine import add_links, without_nul, without_null
 from postroom.api.routing import Download, Endpoint, Files, Param, Redirect
 from postroom.domain.listing import MAX_PAGE_NUMBER, Filter, Listing, ordering_pattern
 from postroom.errors import AuthenticationFailed, BadRequest, PostroomError, RateLimited
@@ -215,27 +216,13 @@ def _request_body(endpoint: Endpoint, book: SchemaBook) -> dict[str, Any] | None
     if endpoint.form:
         # A form field is text: no null (nor numbers) to send.
         form_name = name + "Form"
-        book.schemas.setdefault(form_name, _without_null(book.schemas[name]))
+        book.schemas.setdefault(form_name, without_null(book.schemas[name]))
         book.requests.add(form_name)
         content["application/x-www-form-urlencoded"] = {
             "schema": {"$ref": _REF.format(model=form_name)}
         }
     required = bool(book.schemas[name].get("required"))
     return {"required": required, "content": content}
-
-
-def _without_null(schema: Any) -> Any:
-    """A copy of `schema` whose alternatives are only strings (a form's fields are text)."""
-    if isinstance(schema, list):
-        return [_without_null(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    copy = {k: _without_null(v) for k, v in schema.items()}
-    if "anyOf" in copy:
-        texts = [s for s in copy["anyOf"] if isinstance(s, dict) and s.get("type") == "string"]
-        if texts:
-            copy["anyOf"] = texts
-    return copy
 
 
 def _download_schema(media_type: str) -> dict[str, Any]:
@@ -362,79 +349,6 @@ def _operation(endpoint: Endpoint, book: SchemaBook, op_ids: set[str]) -> dict[s
     return operation
 
 
-def _has_id(schema: Any, book: SchemaBook) -> bool:
-    ref = schema.get("$ref", "") if isinstance(schema, dict) else ""
-    target = book.schemas.get(ref.rsplit("/", 1)[-1], {})
-    return "id" in target.get("properties", {})
-
-
-def _id_source(operation: dict[str, Any], book: SchemaBook) -> str | None:
-    """Where an answer of `operation` carries an object id: `$response.body#/id` for an
-    object, `#/results/0/id` for a list of them; None when it carries none."""
-    for status, answer in operation["responses"].items():
-        if not status.startswith("2"):
-            continue
-        schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
-        if _has_id(schema, book):
-            return "$response.body#/id"
-        results = schema.get("properties", {}).get("results", {}).get("items", {})
-        if _has_id(results, book):
-            return "$response.body#/results/0/id"
-    return None
-
-
-def _add_links(paths: dict[str, dict[str, Any]], book: SchemaBook) -> None:
-    """OpenAPI links: an answer that names an object (a create, a retrieve, a list) leads to
-    the operations on that object (`POST /queues` → `GET`/`PATCH`/`DELETE /queues/{id}`, …), so
-    clients and testers can follow them."""
-    for path, item in paths.items():
-        collection = path.removesuffix("/{id}")
-        targets = [
-            (other, method, op)
-            for other, other_item in paths.items()
-            if other.startswith(collection + "/{id}")
-            for method, op in other_item.items()
-        ]
-        for method, operation in item.items():
-            source = _id_source(operation, book)
-            if source is None or method == "delete":
-                continue
-            links = {
-                target_op["operationId"]: {
-                    "operationId": target_op["operationId"],
-                    "parameters": {"path.id": source},
-                }
-                for target, target_method, target_op in targets
-                if not (target == path and target_method == method)
-            }
-            for answer in (v for k, v in operation["responses"].items() if k.startswith("2")):
-                if links and "content" in answer:
-                    answer["links"] = links
-
-
-# JSON text may spell U+0000, but no body may carry it (PostgreSQL text cannot hold it).
-NO_NUL = "^[^\\x00]*$"
-
-
-def _without_nul(schema: Any) -> None:
-    """Say so in every string and object-key schema of the request bodies."""
-    pending = [schema]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, list):
-            pending.extend(item)
-            continue
-        if not isinstance(item, dict):
-            continue
-        kinds = item.get("type")
-        kinds = kinds if isinstance(kinds, list) else [kinds]
-        if "string" in kinds and not {"pattern", "format", "enum", "const"} & item.keys():
-            item["pattern"] = NO_NUL
-        if "object" in kinds and "propertyNames" not in item:
-            item["propertyNames"] = {"pattern": NO_NUL}
-        pending.extend(v for k, v in item.items() if k != "propertyNames")
-
-
 def build_document(endpoints: Iterable[Endpoint], base_url: str, version: str) -> dict[str, Any]:
     """The OpenAPI document of the declared endpoints."""
     book = SchemaBook()
@@ -446,14 +360,14 @@ def build_document(endpoints: Iterable[Endpoint], base_url: str, version: str) -
         paths.setdefault(_template(endpoint.path), {})[endpoint.method.lower()] = _operation(
             endpoint, book, op_ids
         )
-    _add_links(paths, book)
+    add_links(paths, book.schemas)
     for name, schema in book.schemas.items():
         if name in book.requests:
-            _without_nul(schema)
+            without_nul(schema)
     for item in paths.values():
         for operation in item.values():
             for content in operation.get("requestBody", {}).get("content", {}).values():
-                _without_nul(content["schema"])
+                without_nul(content["schema"])
     return {
         "openapi": "3.1.0",
         "info": {

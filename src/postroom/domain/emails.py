@@ -24,7 +24,14 @@ from postroom.domain.listing import IDS_PATTERN, Filter, Listing, any_case, appl
 from postroom.domain.resource import Body, EditableResource
 from postroom.domain.stored_files import StoredBytes, stored_bytes
 from postroom.errors import BadRequest
-from postroom.fields import OPTIONAL_REFERENCE_SCHEMA, JsonObject, OptionalUrl, Timestamp, Url
+from postroom.fields import (
+    OPTIONAL_REFERENCE_SCHEMA,
+    JsonObject,
+    OptionalUrl,
+    Timestamp,
+    Url,
+    UrlOrEmpty,
+)
 from postroom.runtime import Runtime
 from postroom.status import AnnotationStatus
 from postroom.urls import Urls
@@ -98,8 +105,8 @@ EmailJson = TypedDict(
     {
         "id": int,
         "url": Url,
-        "queue": Url,
-        "inbox": Url,
+        "queue": UrlOrEmpty,
+        "inbox": UrlOrEmpty,
         "parent": OptionalUrl,
         "email_thread": None,
         "children": list[Url],
