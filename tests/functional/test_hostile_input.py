@@ -68,6 +68,16 @@ async def test_upload_fields_are_read_as_strictly(admin: Api) -> None:
         assert body["detail"].startswith(named), (named, body)
 
 
+async def test_multipart_text_fields_refuse_nul(admin: Api) -> None:
+    """A text field of a multipart body with U+0000 (the raw byte) → 400 naming it (PostgreSQL
+    would refuse the lookup with it: a 500 before)."""
+    status, body = await admin.post(
+        "/emails/import",
+        data=form([("m.eml", b"Subject: x\r\n\r\nhi")], {"recipient": "a\x00b@x"}, "raw_message"),
+    )
+    assert status == 400 and body["detail"].startswith("recipient"), body
+
+
 async def test_deep_json_is_a_400_even_before_login(anon: Api, admin: Api) -> None:
     """Nesting beyond 64 levels → 400 (the login body too); 64 levels are accepted."""
     deep = '{"username": ' + "[" * 5000 + "]" * 5000 + "}"

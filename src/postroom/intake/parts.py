@@ -232,9 +232,11 @@ class _Reader:
                 raise BadRequest(f"{name}: larger than {limit} bytes.")
         charset = part.get_charset("utf-8")
         try:
-            return data.decode(charset)
+            text = data.decode(charset)
         except (UnicodeDecodeError, LookupError):
             raise BadRequest(f"{name}: not valid {charset} text.") from None
+        jsontext.check(text, name)  # no U+0000 or lone surrogate reaches a record
+        return text
 
 
 async def receive_body(body: Body, blobs: LocalBlobStore, rules: BodyRules) -> ReceivedBody:
