@@ -11,14 +11,19 @@ from datetime import timedelta
 
 # Django's DurationField text form, which Rossum accepts: '[DD] [[HH:]MM:]ss[.uuuuuu]'.
 _DURATION_RE = re.compile(
-    r"^(?:(?P<days>\d+) (?:days?, )?)?"
-    r"(?:(?P<hours>\d+):(?=\d+:\d+))?"
-    r"(?:(?P<minutes>\d+):)?"
-    r"(?P<seconds>\d+)"
-    r"(?:[.,](?P<micro>\d{1,6}))?$"
+    r"^(?:(?P<days>[0-9]+) (?:days?, )?)?"
+    r"(?:(?P<hours>[0-9]+):(?=[0-9]+:[0-9]+))?"
+    r"(?:(?P<minutes>[0-9]+):)?"
+    r"(?P<seconds>[0-9]+)"
+    r"(?:[.,](?P<micro>[0-9]{1,6}))?$"
 )
-_HMS_RE = re.compile(r"^(?P<hours>\d{1,4}):(?P<minutes>[0-5]\d):(?P<seconds>[0-5]\d)$")
+_HMS_RE = re.compile(r"^(?P<hours>[0-9]{1,4}):(?P<minutes>[0-5][0-9]):(?P<seconds>[0-5][0-9])$")
 _MAX_DURATION = timedelta(days=36500)
+# A JSON-schema pattern for what `parse_duration` takes (a part of it: days up to 9999).
+DURATION_PATTERN = (
+    r"^\s*(?:[0-9]{1,4} (?:days?, )?)?(?:[0-9]{1,2}:)?(?:[0-9]{1,2}:)?[0-9]{1,2}"
+    r"(?:[.,][0-9]{1,6})?\s*$"
+)
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -36,7 +41,7 @@ def parse_duration(text: str) -> timedelta | None:
             seconds=int(parts["seconds"]),
             microseconds=int(micro),
         )
-    except OverflowError:
+    except (OverflowError, ValueError):  # ValueError: more digits than int() reads
         return None
     return value if value <= _MAX_DURATION else None
 

@@ -2,16 +2,18 @@
 
     PostroomError (500, "error")
      ├── BadRequest (400, "bad_request")
+     │    └── UnreadableMessage (400, "bad_request"): a mail's MIME structure beyond the limits
      ├── AuthenticationFailed (401, "authentication_failed")
      ├── AccessForbidden (403, "access_forbidden")
      ├── NotFound (404, "not_found")
      ├── RequestTimeout (408, "request_timeout")
-     ├── Conflict (409, "conflict")
+     ├── Conflict (409, "conflict_status"): every 409 carries the reference's one code
      │    ├── ConflictStatus (409, "conflict_status")
-     │    └── ConcurrentChange (409, "conflict"): a uniqueness race lost to another request
+     │    └── ConcurrentChange (409, "conflict_status"): a uniqueness race lost to another request
      ├── PayloadTooLarge (413, "payload_too_large")
      ├── Unprocessable (422, "unprocessable_entity")
      ├── RateLimited (429, "rate_limited")
+     ├── InsufficientStorage (507, "insufficient_storage")
      └── ServiceUnavailable (503, "service_unavailable")
 
 Only two edge modules turn these into wire replies: `api.middleware.errors` (HTTP JSON bodies)
@@ -47,6 +49,13 @@ class BadRequest(PostroomError, status=400, code="bad_request", detail="Bad Requ
     """Bad request: the detail names the field, parameter or limit."""
 
 
+class UnreadableMessage(
+    BadRequest, detail="The message's MIME structure is beyond Postroom's limits."
+):
+    """A message whose MIME structure exceeds a limit (nesting depth, number of parts): refused
+    for good (SMTP 554 5.6.0), never retried."""
+
+
 class AuthenticationFailed(
     PostroomError, status=401, code="authentication_failed", detail="Invalid token."
 ):
@@ -70,7 +79,7 @@ class RequestTimeout(PostroomError, status=408, code="request_timeout", detail="
     """The request body stalled."""
 
 
-class Conflict(PostroomError, status=409, code="conflict", detail="Conflict."):
+class Conflict(PostroomError, status=409, code="conflict_status", detail="Conflict."):
     """Conflict with the object's state or with a concurrent change."""
 
 
@@ -108,6 +117,15 @@ class RateLimited(
             detail, url="https://rossum.app/api/docs/openapi/guides/overview/#rate-limiting"
         )
         self.retry_after = retry_after
+
+
+class InsufficientStorage(
+    PostroomError,
+    status=507,
+    code="insufficient_storage",
+    detail="The server's storage is full; nothing was stored. Try again later.",
+):
+    """The disk (or the database) is full: nothing was stored; retry later (SMTP 452)."""
 
 
 class ServiceUnavailable(

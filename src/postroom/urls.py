@@ -11,6 +11,12 @@ API_PREFIX = "/api/v1"
 MAX_ID = 2**31 - 1
 
 
+def digits(text: str) -> bool:
+    """Whether `text` is an id as written in a URL: ASCII digits only (`str.isdigit` would take
+    `²` and `٣` too, which `int` then refuses or reads as 3)."""
+    return text.isascii() and text.isdigit()
+
+
 class Urls:
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
@@ -40,14 +46,16 @@ class Urls:
 
     @staticmethod
     def _parse_id(value: Any, collection: str) -> int | None:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON 12.0 is the number 12
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
         if isinstance(value, str):
             text = value.strip().rstrip("/")
             tail = text.rsplit("/", 2)
-            if text.isdigit():
+            if digits(text):
                 return int(text)
-            if len(tail) == 3 and tail[1] == collection and tail[2].isdigit():
+            if len(tail) == 3 and tail[1] == collection and digits(tail[2]):
                 return int(tail[2])
         return None
 

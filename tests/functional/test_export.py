@@ -196,7 +196,7 @@ async def test_xlsx_opens_in_openpyxl(server: RunningServer, admin: Api) -> None
     rows = list(sheet.iter_rows(values_only=True))
     header = list(rows[0])
     assert len(rows) == 1 + 2 * len(ITEMS)
-    assert rows[1][header.index("Note")] == "=cmd()"  # a string, never a formula
+    assert rows[1][header.index("Note")] == "'=cmd()"  # a string, never a formula (OWASP)
     assert rows[1][header.index("Total amount")] == 12.5
     assert rows[2][header.index("Description")] == 'Bolt "M6"'
     assert not any(p.name.endswith(".part") for p in (server.data_dir / "tmp").iterdir())

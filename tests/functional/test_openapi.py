@@ -67,7 +67,8 @@ async def test_every_operation_lists_its_own_errors_with_the_error_schema(
             if path != "/api/v1/health":
                 assert "Retry-After" in op["responses"]["429"]["headers"], (method, path)
     one = document["paths"]["/api/v1/workspaces/{id}"]
-    assert set(one["get"]["responses"]) == {"200", "400", "401", "404", "429"}
+    # 405: the path could name another resource (`/uploads/<file name>` next to `/uploads/{id}`).
+    assert set(one["get"]["responses"]) == {"200", "400", "401", "404", "405", "429"}
     assert {"403", "404", "409"} <= set(one["patch"]["responses"])
     assert "413" not in one["patch"]["responses"]
     health = document["paths"]["/api/v1/health"]["get"]["responses"]
@@ -98,7 +99,14 @@ async def test_upload_endpoints_document_multipart_and_raw_bodies(
     for path in ("/api/v1/queues/{id}/upload", "/api/v1/uploads"):
         content = document["paths"][path]["post"]["requestBody"]["content"]
         form = content["multipart/form-data"]["schema"]
-        assert form["properties"]["content"]["items"] == {"type": "string", "format": "binary"}
+        assert form["properties"]["content"]["items"] == {
+            "type": "string",
+            "format": "binary",
+            "minLength": 1,
+        }
+        assert form["properties"]["metadata"]["type"] == "object"
+        encoding = content["multipart/form-data"]["encoding"]
+        assert encoding["metadata"] == {"contentType": "application/json"}
         assert {"metadata", "values"} <= set(form["properties"])
         assert content["application/octet-stream"]["schema"]["format"] == "binary"
         assert "application/json" not in content
@@ -107,7 +115,8 @@ async def test_upload_endpoints_document_multipart_and_raw_bodies(
         "name": "filename",
         "in": "path",
         "required": True,
-        "schema": {"type": "string"},
+        # A file name holds a non-digit: `/uploads/12` is upload 12.
+        "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]*[^/0-9][^/]*$"},
     } in named
 
 
@@ -219,9 +228,9 @@ def test_generator_documents_exactly_what_the_endpoints_declare() -> None:
         "name": "id",
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 1},
+        "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
     }
-    assert set(files["responses"]) == {"202", "303", "400", "401", "413", "429"}
+    assert set(files["responses"]) == {"202", "303", "400", "401", "405", "413", "429"}
     assert "Location" in files["responses"]["303"]["headers"]
     assert "content" not in files["responses"]["202"]
 

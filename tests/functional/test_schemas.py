@@ -153,7 +153,7 @@ async def test_update_schema_patch_and_put(admin: Api) -> None:
 async def test_delete_schema_in_use_is_409(admin: Api, server: RunningServer) -> None:
     """A schema used by a queue cannot be deleted (409); an unused one answers 204, then 404."""
     status, err = await admin.delete("/schemas/1")
-    assert status == 409 and err["code"] == "conflict"
+    assert status == 409 and err["code"] == "conflict_status"
     status, created = await admin.post("/schemas", json={"name": "Spare", "content": CONTENT})
     queue_id = await add_queue(server, "Uses spare", schema_id=created["id"])
     assert queue_id

@@ -203,7 +203,7 @@ async def test_reject_identical(admin: Api, server: RunningServer) -> None:
     assert status == 202
     status, body = await admin.post(url, data=form([("inv.pdf", content)]))
     assert status == 409
-    assert body["code"] == "conflict"
+    assert body["code"] == "conflict_status"
     assert "inv.pdf" in body["detail"]
     status, _ = await admin.post(url, data=form([("other.pdf", content)]))
     assert status == 202

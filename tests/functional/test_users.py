@@ -165,7 +165,7 @@ async def test_delete_user_is_soft_and_revokes(admin: Api, anon: Api) -> None:
 async def test_last_admin_is_protected(admin: Api, server: RunningServer) -> None:
     """The last active admin cannot be demoted, deactivated or deleted (409); with a second admin it can."""
     status, err = await admin.patch("/users/1", json={"groups": [_group(server, 2)]})
-    assert status == 409 and err["code"] == "conflict"
+    assert status == 409 and err["code"] == "conflict_status"
     assert (await admin.patch("/users/1", json={"is_active": False}))[0] == 409
     assert (await admin.delete("/users/1"))[0] == 409
     await admin.create_user("second-admin", "admin")

@@ -43,7 +43,7 @@ async def test_workspace_lists_its_queues_and_refuses_deletion(
     assert status == 200
     assert body["queues"] == [f"{server.api_url}/queues/1", f"{server.api_url}/queues/{second}"]
     status, err = await admin.delete("/workspaces/1")
-    assert status == 409 and err["code"] == "conflict" and "queues" in err["detail"]
+    assert status == 409 and err["code"] == "conflict_status" and "queues" in err["detail"]
 
 
 async def test_workspace_list_filters_and_ordering(admin: Api) -> None:

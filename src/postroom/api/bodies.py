@@ -14,10 +14,10 @@ import pydantic
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from postroom import metrics
+from postroom import jsontext, metrics
 from postroom.api.keys import runtime
 from postroom.errors import BadRequest, NotFound, RequestTimeout
-from postroom.urls import MAX_ID
+from postroom.urls import MAX_ID, digits
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -51,18 +51,14 @@ async def _read_object(request: web.Request, allow_form: bool) -> dict[str, Any]
             # e.g. multipart/form-data without a boundary, or a malformed part header
             raise BadRequest(f"Malformed form body: {exc}.") from None
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        _refuse_nul(fields)
+        jsontext.check(fields)
         return fields
     raw = await whole_body(request)
     if not raw.strip():
         return {}
-    try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Malformed JSON body: {exc}.") from None
+    value = jsontext.parse(raw)
     if not isinstance(value, dict):
         raise BadRequest("Request body must be a JSON object.")
-    _refuse_nul(value)
     return value
 
 
@@ -87,25 +83,6 @@ async def _read_whole(request: web.Request) -> bytes:
             raise BadRequest(f"Request body is larger than {MAX_JSON_BODY} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _refuse_nul(value: Any) -> None:
-    """PostgreSQL text and JSONB cannot hold U+0000: refuse it here rather than fail later."""
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise BadRequest("Malformed JSON body: strings may not contain \\u0000.")
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
 
 
 def validation_detail(error: pydantic.ValidationError) -> str:
@@ -142,8 +119,7 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 def path_id(request: web.Request, name: str = "id") -> int:
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise BadRequest(f"Invalid id in the URL: {raw!r}.")
-    if int(raw) > MAX_ID:
+    # Anything but ASCII digits names no object; neither does a number beyond the largest id.
+    if not digits(raw) or len(raw) > 18 or not 1 <= int(raw) <= MAX_ID:
         raise NotFound()
     return int(raw)

@@ -23,8 +23,9 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from postroom.api.middleware.limits import EXEMPT_PATHS
+from postroom.api.openapi_refine import add_links, without_nul, without_null
 from postroom.api.routing import Download, Endpoint, Files, Param, Redirect
-from postroom.domain.listing import Filter, Listing
+from postroom.domain.listing import MAX_PAGE_NUMBER, Filter, Listing, ordering_pattern
 from postroom.errors import (
     AuthenticationFailed,
     BadRequest,
@@ -33,8 +34,11 @@ from postroom.errors import (
     RateLimited,
     Unprocessable,
 )
+from postroom.urls import MAX_ID
 
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
+# Text path parameters: a file name holds a non-digit (all digits name an id).
+_PATH_TEXT = {"filename": "^[^/]*[^/0-9][^/]*$"}
 _REF = "#/components/schemas/{model}"
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -57,8 +61,16 @@ PAGINATION_SCHEMA: dict[str, Any] = {
     },
 }
 _PAGE_PARAMS = (
-    Param("page", {"type": "integer", "minimum": 1}, "Page number (default 1)."),
-    Param("page_size", {"type": "integer", "minimum": 1}, "Page size (default 20, max 100)."),
+    Param(
+        "page",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NUMBER},
+        "Page number (default 1).",
+    ),
+    Param(
+        "page_size",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NUMBER},
+        "Page size (default 20; more than 100 reads as 100).",
+    ),
 )
 _FILTER_KINDS = {
     "ids": "comma list of ids or URLs",
@@ -86,8 +98,9 @@ class SchemaBook:
     def __init__(self) -> None:
         self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
         self._names: dict[Any, str] = {}
+        self.requests: set[str] = set()  # the schemas request bodies use (with their $defs)
 
-    def ref(self, shape: Any) -> dict[str, str]:
+    def ref(self, shape: Any, *, request: bool = False) -> dict[str, str]:
         name = self._names.get(shape)
         if name is None:
             name = getattr(shape, "__name__", "Object").removesuffix("Json")
@@ -97,9 +110,12 @@ class SchemaBook:
             schema = pydantic.TypeAdapter(shape).json_schema(
                 ref_template=_REF, schema_generator=_WithoutDefaults
             )
-            for def_name, definition in schema.pop("$defs", {}).items():
+            defs = schema.pop("$defs", {})
+            for def_name, definition in defs.items():
                 self.schemas.setdefault(def_name, definition)
             self.schemas[name] = schema
+            if request:
+                self.requests.update([name, *defs])
         return {"$ref": _REF.format(model=name)}
 
     def partial(self, shape: Any) -> dict[str, str]:
@@ -120,7 +136,11 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     params = []
     for name in _PARAM.findall(path):
         is_id = name == "id" or name.endswith("_id")
-        schema: dict[str, Any] = {"type": "integer", "minimum": 1} if is_id else {"type": "string"}
+        schema: dict[str, Any] = (
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+            if is_id
+            else {"type": "string", "minLength": 1, "pattern": _PATH_TEXT.get(name, "^[^/]+$")}
+        )
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return params
 
@@ -131,6 +151,9 @@ def _query(param: Param) -> dict[str, Any]:
         "in": "query",
         "required": param.required,
         "schema": dict(param.schema),
+        # One value per parameter (`a=1,2`), never spread into other keys (`x=1&y=2`), which
+        # the API would take for other, unknown parameters.
+        "explode": False,
     }
     if param.description:
         entry["description"] = param.description
@@ -138,14 +161,19 @@ def _query(param: Param) -> dict[str, Any]:
 
 
 def _filter_param(f: Filter) -> Param:
-    return Param(f.param, {"type": "string"}, f"Filter ({_FILTER_KINDS.get(f.kind, 'value')}).")
+    kind = _FILTER_KINDS.get(f.kind, "value")
+    return Param(f.param, dict(f.value_schema()), f"Filter ({kind}).")
 
 
 def _listing_params(listing: Listing) -> Iterable[Param]:
     yield from (_filter_param(f) for f in listing.filters)
     yield from _PAGE_PARAMS
     fields = ", ".join(sorted(listing.ordering))
-    yield Param("ordering", {"type": "string"}, f"Comma list of {fields}; `-` for descending.")
+    yield Param(
+        "ordering",
+        {"type": "string", "pattern": ordering_pattern(listing.ordering)},
+        f"Comma list of {fields}; `-` for descending.",
+    )
 
 
 IDEMPOTENCY_KEY_PARAM: dict[str, Any] = {
@@ -173,23 +201,35 @@ def _upload_content(files: Files) -> dict[str, Any]:
     properties: dict[str, Any] = {
         files.file_field: {
             "type": "array",
-            "items": {"type": "string", "format": "binary"},
-            "description": "One part per file (any part with a file name is a file too).",
+            "minItems": 1,
+            "items": {"type": "string", "format": "binary", "minLength": 1},
+            "description": "One part per file (any part with a file name is a file too); "
+            "no file may be empty.",
         }
     }
+    if files.single:
+        properties[files.file_field]["maxItems"] = 1
+    encoding: dict[str, Any] = {}
     for name, description in files.fields.items():
-        properties[name] = {"type": "string", "description": description}
-    content: dict[str, Any] = {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": [files.file_field, *files.required],
-                "properties": properties,
-            }
+        properties[name] = {"type": "string", **files.schemas.get(name, {})}
+        properties[name]["description"] = description
+        if properties[name]["type"] == "object":
+            encoding[name] = {"contentType": "application/json"}
+        elif name in files.required:
+            properties[name]["minLength"] = 1
+    multipart: dict[str, Any] = {
+        "schema": {
+            "type": "object",
+            "required": [files.file_field, *files.required],
+            "properties": properties,
+            "additionalProperties": False,
         }
     }
+    if encoding:
+        multipart["encoding"] = encoding
+    content: dict[str, Any] = {"multipart/form-data": multipart}
     if files.raw:
-        raw = {"schema": {"type": "string", "format": "binary"}}
+        raw = {"schema": {"type": "string", "format": "binary", "minLength": 1}}
         content["application/octet-stream"] = raw
         content["*/*"] = raw
     return content
@@ -201,11 +241,19 @@ def _request_body(endpoint: Endpoint, book: SchemaBook) -> dict[str, Any] | None
         return {"required": True, "content": _upload_content(body)}
     if body is None:
         return None
-    schema = book.ref(body)
+    schema = book.ref(body, request=True)
     content = {"application/json": {"schema": schema}}
+    name = schema["$ref"].rsplit("/", 1)[-1]
     if endpoint.form:
-        content["application/x-www-form-urlencoded"] = {"schema": schema}
-    return {"required": False, "content": content}
+        # A form field is text: no null (nor numbers) to send.
+        form_name = name + "Form"
+        book.schemas.setdefault(form_name, without_null(book.schemas[name]))
+        book.requests.add(form_name)
+        content["application/x-www-form-urlencoded"] = {
+            "schema": {"$ref": _REF.format(model=form_name)}
+        }
+    required = bool(book.schemas[name].get("required"))
+    return {"required": required, "content": content}
 
 
 def _download_schema(media_type: str) -> dict[str, Any]:
@@ -222,7 +270,7 @@ def _answer(
     description: str,
     book: SchemaBook,
     listing: Listing | None,
-    trimmed: bool = False,
+    partial: bool = False,
 ) -> Any:
     if shape is None:
         return {"description": description}
@@ -234,7 +282,7 @@ def _answer(
     if isinstance(shape, Download):
         media = {m: {"schema": _download_schema(m)} for m in shape.media_types}
         return {"description": shape.description, "content": media}
-    schema: dict[str, Any] = book.partial(shape) if trimmed else book.ref(shape)
+    schema: dict[str, Any] = book.partial(shape) if partial else book.ref(shape)
     if listing is not None:
         schema = {
             "type": "object",
@@ -247,6 +295,19 @@ def _answer(
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+_METHOD_NOT_ALLOWED = 405
+_METHOD_NOT_ALLOWED_ANSWER: dict[str, Any] = {
+    "description": "The URL names another resource, which does not take this method (a path "
+    "parameter that is no valid value here, e.g. `/uploads/invoice.pdf` for a GET).",
+    "headers": {"Allow": {"schema": {"type": "string"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+class _MethodNotAllowed(PostroomError, status=_METHOD_NOT_ALLOWED, code="method_not_allowed"):
+    """The URL names another resource, which does not take this method."""
+
+
 def _errors(endpoint: Endpoint) -> list[type[PostroomError]]:
     found: list[type[PostroomError]] = list(endpoint.errors)
     reads_input = bool(
@@ -254,6 +315,8 @@ def _errors(endpoint: Endpoint) -> list[type[PostroomError]]:
     )
     if reads_input:
         found.append(BadRequest)
+    if _PARAM.search(endpoint.path):
+        found.append(_MethodNotAllowed)
     if endpoint.auth != "public":
         found.append(AuthenticationFailed)
     if endpoint.path not in EXEMPT_PATHS:
@@ -269,6 +332,9 @@ def _error_responses(errors: Iterable[type[PostroomError]]) -> dict[str, Any]:
         by_status.setdefault(error.status, []).append(error)
     responses: dict[str, Any] = {}
     for status in sorted(by_status):
+        if status == _METHOD_NOT_ALLOWED:
+            responses[str(status)] = _METHOD_NOT_ALLOWED_ANSWER
+            continue
         descriptions = dict.fromkeys((e.__doc__ or e.code).strip() for e in by_status[status])
         entry: dict[str, Any] = {
             "description": " / ".join(descriptions),
@@ -288,13 +354,10 @@ def _operation(endpoint: Endpoint, book: SchemaBook, op_ids: set[str]) -> dict[s
     op_ids.add(op_id)
     segments = [s for s in template.split("/") if s and not s.startswith("{")]
     tag = segments[2] if segments[:2] == ["api", "v1"] and len(segments) > 2 else segments[0]
+    partial = any(p.name in ("fields", "fields!") for p in endpoint.query)
     responses = {
         str(endpoint.status): _answer(
-            endpoint.response,
-            "Success.",
-            book,
-            endpoint.listing,
-            trimmed=any(param.name in ("fields", "fields!") for param in endpoint.query),
+            endpoint.response, "Success.", book, endpoint.listing, partial
         )
     }
     for status, shape in endpoint.also.items():
@@ -327,6 +390,14 @@ def build_document(endpoints: Iterable[Endpoint], base_url: str, version: str) -
         paths.setdefault(_template(endpoint.path), {})[endpoint.method.lower()] = _operation(
             endpoint, book, op_ids
         )
+    add_links(paths, book.schemas)
+    for name, schema in book.schemas.items():
+        if name in book.requests:
+            without_nul(schema)
+    for item in paths.values():
+        for operation in item.values():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                without_nul(content["schema"])
     return {
         "openapi": "3.1.0",
         "info": {

@@ -19,6 +19,7 @@ from postroom.domain.listing import (
     PageRequest,
 )
 from postroom.errors import BadRequest
+from postroom.urls import digits
 
 
 def page_request(query: Mapping[str, str], *, most: int | None = None) -> PageRequest:
@@ -30,7 +31,7 @@ def page_request(query: Mapping[str, str], *, most: int | None = None) -> PageRe
         if raw == "":
             return default
         # Bounded so that page * page_size stays a valid SQL OFFSET.
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_NUMBER:
+        if not digits(raw) or len(raw) > 10 or not 1 <= int(raw) <= MAX_PAGE_NUMBER:
             raise BadRequest(
                 f"{name}: expected a positive integer up to {MAX_PAGE_NUMBER}, got {raw!r}."
             )

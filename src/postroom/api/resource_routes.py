@@ -33,7 +33,7 @@ def resource_routes(
 ) -> None:
     """Declare the collection endpoints of `resource` under `path` (see the module docstring).
 
-    `id_pattern` constrains `{id}` (`:\\d+` where other paths share the prefix); `edits` names
+    `id_pattern` constrains `{id}` (`:[0-9]+` where other paths share the prefix); `edits` names
     the writing methods the resource offers; the errors add what its writes can refuse besides
     403, 404 and what the resource declares.
     """

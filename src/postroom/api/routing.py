@@ -31,6 +31,7 @@ router and the OpenAPI document (`api.openapi`) are both built from these declar
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -43,7 +44,7 @@ from postroom.api.bodies import path_id, read_object, validate
 from postroom.api.keys import ACTOR, RUNTIME
 from postroom.domain.access import Actor
 from postroom.domain.listing import Listing
-from postroom.errors import PostroomError
+from postroom.errors import BadRequest, PostroomError
 from postroom.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -73,6 +74,9 @@ class Files:
     required: tuple[str, ...] = ()
     file_field: str = "content"
     raw: bool = True
+    single: bool = False  # exactly one file
+    # JSON schemas of text fields that are not plain strings (a JSON object: `{"type": "object"}`)
+    schemas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class Redirect:
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # the aiohttp template, prefix included ("/api/v1/queues/{id:\\d+}")
+    path: str  # the aiohttp template, prefix included ("/api/v1/queues/{id:[0-9]+}")
     handler: Handler
     summary: str
     status: int = 200
@@ -155,10 +159,30 @@ def _dumps(value: Any) -> str:
     return json.dumps(value)
 
 
+def _single_valued(endpoint: Endpoint) -> frozenset[str]:
+    """The query parameters the endpoint reads: each takes one value."""
+    names = {p.name for p in endpoint.query}
+    if endpoint.listing is not None:
+        names |= {f.param for f in endpoint.listing.filters} | {"page", "page_size", "ordering"}
+    return frozenset(names)
+
+
+def _refuse_repeated(request: web.Request, names: frozenset[str]) -> None:
+    """400 for a parameter given twice (`page_size=1&page_size=x`): which one would count?"""
+    query = request.query
+    if len(query) == len(set(query.keys())):
+        return
+    for name in names:
+        if len(query.getall(name, ())) > 1:
+            raise BadRequest(f"{name}: given more than once (a list is comma-separated).")
+
+
 def _aiohttp_handler(endpoint: Endpoint) -> AiohttpHandler:
     model = endpoint.body if isinstance(endpoint.body, type) else None
+    single = _single_valued(endpoint)
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        _refuse_repeated(request, single)
         body = None
         if model is not None:
             body = validate(model, await read_object(request, allow_form=endpoint.form))
@@ -173,6 +197,21 @@ def _aiohttp_handler(endpoint: Endpoint) -> AiohttpHandler:
     handle.__doc__ = endpoint.handler.__doc__
     setattr(handle, _ENDPOINT_ATTR, endpoint)
     return handle
+
+
+# Ids in paths are ASCII digits: `/annotations/purge_deleted` is then never `{id}`, and a method
+# another resource of the same path lacks answers 405 with the right `Allow`. A `{filename}` holds
+# a non-digit, so `/uploads/12` is the upload, not a file called "12".
+_PATH_PARAMS = {"id": "[0-9]+", "filename": "[^/]*[^/0-9][^/]*"}
+
+
+def _constrained(path: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        pattern = _PATH_PARAMS.get(name) or ("[0-9]+" if name.endswith("_id") else None)
+        return f"{{{name}:{pattern}}}" if pattern else match.group(0)
+
+    return re.sub(r"\{([A-Za-z_]+)\}", one, path)
 
 
 class Routes:
@@ -190,6 +229,7 @@ class Routes:
         return declare
 
     def add(self, method: str, path: str, handler: Handler, **declared: Any) -> Endpoint:
+        path = _constrained(path)
         doc = (handler.__doc__ or "").strip()
         summary = declared.pop("summary", None) or (doc.splitlines()[0] if doc else "")
         endpoint = Endpoint(

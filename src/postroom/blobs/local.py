@@ -63,6 +63,9 @@ class BlobWriter:
         self._aborted = False
         self._sha = hashlib.sha256()
         self.size = 0
+        # Set by `commit` when this writer created the blob (not when the same bytes were
+        # already stored): the blob's mtime then, so `LocalBlobStore.forget` can undo it.
+        self.created_ns: int | None = None
         self.head = b""  # the first 8 KiB, for type sniffing without reading the file again
 
     async def write(self, data: bytes) -> None:
@@ -108,7 +111,7 @@ class BlobWriter:
         finally:
             self._file.close()
         key = self.key
-        _place(self._temp, self._store.path_of(key))
+        self.created_ns = _place(self._temp, self._store.path_of(key))
         return key
 
     def read_blocking(self) -> bytes:
@@ -149,7 +152,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _place(temp: Path, final: Path) -> None:
+def _place(temp: Path, final: Path) -> int | None:
+    """Move `temp` to `final`; the new blob's mtime (ns), or None when it already existed."""
     if final.exists():
         # Same content already stored (content addressing): keep the old one. Its writer may
         # not have fsynced the directory yet, so do it here before our record relies on it.
@@ -159,13 +163,14 @@ def _place(temp: Path, final: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.utime(final)
         _fsync_dir(final.parent)
-        return
+        return None
     if not final.parent.is_dir():
         final.parent.mkdir(parents=True, exist_ok=True)
         _fsync_dir(final.parent.parent)
     os.replace(temp, final)
     # The rename is durable only once the directory entry is on disk.
     _fsync_dir(final.parent)
+    return os.stat(final).st_mtime_ns
 
 
 class LocalBlobStore:
@@ -197,6 +202,14 @@ class LocalBlobStore:
     async def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             await aiofiles.os.remove(self.path_of(key))
+
+    def forget(self, key: str, created_ns: int) -> None:
+        """Remove a blob this process just created for records that then failed to commit,
+        unless it was claimed again since (another writer of the same bytes touches its mtime)."""
+        path = self.path_of(key)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_mtime_ns == created_ns:
+                path.unlink()
 
     def idle_keys(self, idle_s: float) -> list[str]:
         """Keys of blobs not written or reused for `idle_s` seconds (blocking: run in a thread)."""

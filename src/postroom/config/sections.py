@@ -311,6 +311,15 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    neutralise_formulas: bool = setting(
+        True,
+        "CSV/XLSX exports: prefix with ' every cell that starts with =, +, -, @, a tab or a "
+        "carriage return (spreadsheet formula injection; numbers of number datapoints are kept).",
+    )
+
+
+@dataclass(frozen=True)
 class LogSettings:
     level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     format: str = setting("text", "Log line format.", choices=("text", "json"))
@@ -342,6 +351,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     bootstrap: BootstrapSettings = field(default_factory=BootstrapSettings)
     pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    export: ExportSettings = field(default_factory=ExportSettings)
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
 

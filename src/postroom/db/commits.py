@@ -25,8 +25,9 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postroom.db.dialect import is_disk_full
 from postroom.db.engine import Database
-from postroom.errors import ConcurrentChange
+from postroom.errors import ConcurrentChange, InsufficientStorage
 
 T = TypeVar("T")
 Work = Callable[[AsyncConnection], Awaitable[Any]]
@@ -97,7 +98,8 @@ class GroupCommit:
                     outcomes.append((None, _concurrent(error)))
                 except Exception as error:
                     await savepoint.rollback()
-                    outcomes.append((None, error))
+                    full = is_disk_full(error)
+                    outcomes.append((None, InsufficientStorage() if full else error))
                 else:
                     await savepoint.commit()
                     outcomes.append((result, None))

@@ -8,10 +8,12 @@ serialised in-process). What remains differs here:
   lock yet (two deliveries of the same resent mail, two uploads of the same bytes, migrations);
   SQLite needs none.
 - `insert_ignoring_conflict`: `INSERT … ON CONFLICT DO NOTHING` from each dialect's own module.
+- `is_disk_full`: how each driver says that the disk is full.
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,3 +47,26 @@ async def insert_ignoring_conflict(
         insert(table).values(**values).on_conflict_do_nothing(index_elements=list(index))
     )
     return int(result.rowcount)
+
+
+# SQLite's SQLITE_FULL ("database or disk is full"); PostgreSQL's class 53 disk_full.
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether a driver error says the database's disk is full (either database)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if getattr(current, "sqlstate", None) == _PG_DISK_FULL:
+            return True
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        if "database or disk is full" in str(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False

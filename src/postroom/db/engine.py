@@ -7,6 +7,7 @@ PostgreSQL needs neither: its transactions run concurrently.
 
 A write that a uniqueness constraint refuses (two requests racing for one name or address) ends
 as `errors.ConcurrentChange` (409): the transaction is rolled back and nothing is half-written.
+A write the database cannot make because its disk is full ends as `errors.InsufficientStorage`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from postroom.errors import ConcurrentChange
+from postroom.db.dialect import is_disk_full
+from postroom.errors import ConcurrentChange, InsufficientStorage
 
 WRITE_OPTION = "postroom_write"
 
@@ -56,6 +58,10 @@ class Database:
                     yield conn
         except IntegrityError as exc:
             raise ConcurrentChange() from exc
+        except (DBAPIError, OSError) as exc:
+            if is_disk_full(exc):
+                raise InsufficientStorage() from exc
+            raise
 
     @asynccontextmanager
     async def schema_transaction(self) -> AsyncIterator[AsyncConnection]:

@@ -30,8 +30,8 @@ from postroom.db import tables as t
 from postroom.domain import review
 from postroom.domain.access import Actor
 from postroom.domain.annotation_sideloads import sideloads
-from postroom.domain.listing import Filter, Listing, Page, PageRequest, fetch_page
-from postroom.domain.resources import Body, Resource
+from postroom.domain.listing import IDS_PATTERN, Filter, Listing, Page, PageRequest, fetch_page
+from postroom.domain.resources import Body, Resource, body_schema
 from postroom.errors import BadRequest
 from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
 from postroom.runtime import Runtime
@@ -115,6 +115,14 @@ class AnnotationChange(Body):
     """`PATCH /annotations/{id}`: `metadata` and/or `status`; read-only and unknown keys are
     ignored (clients send back whole objects), as the reference does."""
 
+    model_config = Body.model_config | {
+        "json_schema_extra": body_schema(
+            not_null=("status", "metadata"),
+            status={"type": "string", "enum": sorted(PATCH_TARGETS)},
+            metadata={"type": "object"},
+        )
+    }
+
     status: AnnotationStatus | None = None
     metadata: JsonObject | None = None
 
@@ -178,13 +186,23 @@ LISTING = Listing(
         Filter("exported_by", a.c.exported_by_id),
         Filter("purged_by", a.c.purged_by_id),
         Filter("rejected_by", a.c.rejected_by_id),
-        Filter("queue__workspace", kind="custom", build=_workspace),
+        Filter(
+            "queue__workspace",
+            kind="custom",
+            build=_workspace,
+            schema={"type": "string", "pattern": IDS_PATTERN},
+        ),
         Filter("upload", a.c.upload_id),
         Filter("email", a.c.email_id),
         Filter("automated", a.c.automated, "bool"),
         # Postroom has no restricted annotations: as if a column that is always false.
         Filter("restricted_access", sa.literal(False), "bool"),
-        Filter("search", kind="custom", build=_search),
+        Filter(
+            "search",
+            kind="custom",
+            build=_search,
+            schema={"type": "string", "maxLength": MAX_SEARCH_CHARS},
+        ),
         *(Filter(f"{name}_before", a.c[name], "before") for name in _TIMESTAMPS),
         *(Filter(f"{name}_after", a.c[name], "after") for name in _TIMESTAMPS),
     ),

@@ -23,8 +23,13 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor
 from postroom.domain.listing import Filter, Listing
 from postroom.domain.relations import ids_by_owner
-from postroom.domain.resources import Body, EditableResource
-from postroom.domain.stored_files import StoredBytes, content_disposition, stored_bytes
+from postroom.domain.resources import Body, EditableResource, body_schema
+from postroom.domain.stored_files import (
+    StoredBytes,
+    content_disposition,
+    disposition_for,
+    stored_bytes,
+)
 from postroom.domain.uploads import visible_by_origin
 from postroom.errors import BadRequest
 from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
@@ -73,7 +78,11 @@ class DocumentJson(TypedDict):
 class DocumentPatch(Body):
     """Only `metadata` changes; the read-only fields of a Document may be sent back unchanged."""
 
-    model_config = Body.model_config | {"extra": "allow"}
+    # Other fields are the read-only ones, sent back unchanged or refused: none to declare.
+    model_config = Body.model_config | {
+        "extra": "allow",
+        "json_schema_extra": body_schema(top={"additionalProperties": False}),
+    }
 
     metadata: Annotated[Any, WithJsonSchema({"type": "object"})] = None
 
@@ -178,7 +187,9 @@ class Documents(EditableResource[DocumentJson, DocumentPatch]):
             row = await self.load(conn, who, object_id)
         headers = {
             "Content-Type": row.mime_type,
-            "Content-Disposition": content_disposition(row.original_file_name),
+            "Content-Disposition": content_disposition(
+                row.original_file_name, disposition_for(row.mime_type)
+            ),
             # The bytes never change (content-addressed); the file name does not leak into caches.
             "Cache-Control": "private, max-age=3600",
         }

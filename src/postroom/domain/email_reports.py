@@ -19,6 +19,7 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor, require_visible_queue
 from postroom.domain.emails import EMAILS, E, kept_documents
 from postroom.domain.resources import Body
+from postroom.fields import REFERENCES_SCHEMA
 from postroom.runtime import Runtime
 from postroom.status import AnnotationStatus, EmailType
 
@@ -92,17 +93,16 @@ class SuggestionsJson(TypedDict):
     results: list[SuggestionJson]
 
 
+_REFERENCES = {"anyOf": [REFERENCES_SCHEMA, {"type": "null"}]}
+
+
 class SuggestionBody(Body):
     """The annotations and e-mail threads whose senders a reply may go to."""
 
     model_config = Body.model_config | {"strict": False}
 
-    annotations: Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "string"}})] = (
-        None
-    )
-    email_threads: Annotated[
-        Any, WithJsonSchema({"type": "array", "items": {"type": "string"}})
-    ] = None
+    annotations: Annotated[Any, WithJsonSchema(_REFERENCES)] = None
+    email_threads: Annotated[Any, WithJsonSchema(_REFERENCES)] = None
 
 
 _NAME_SEPARATORS = re.compile(r"[._\-+]+")
@@ -122,8 +122,10 @@ async def suggested_recipients(
     Postroom has no separate thread objects: every incoming email starts its own thread, so an
     `email_threads` URL's id is read as the id of that email.
     """
-    annotation_ids = rt.urls.ids_from(body.annotations or [], "annotations", "annotations")
-    thread_ids = rt.urls.ids_from(body.email_threads or [], "email_threads", "email_threads")
+    annotations = [] if body.annotations is None else body.annotations
+    threads = [] if body.email_threads is None else body.email_threads
+    annotation_ids = rt.urls.ids_from(annotations, "annotations", "annotations")
+    thread_ids = rt.urls.ids_from(threads, "email_threads", "email_threads")
     a = t.annotations.c
     async with rt.db.reading() as conn:
         await require_visible_queue(conn, who, queue_id)

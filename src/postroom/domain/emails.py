@@ -19,12 +19,19 @@ from typing_extensions import TypedDict
 
 from postroom.clock import iso
 from postroom.db import tables as t
-from postroom.domain.access import Actor
-from postroom.domain.listing import Filter, Listing, apply_filters
+from postroom.domain.access import Actor, visible_queues_clause
+from postroom.domain.listing import IDS_PATTERN, Filter, Listing, any_case, apply_filters
 from postroom.domain.resources import Body, EditableResource
 from postroom.domain.stored_files import StoredBytes, stored_bytes
 from postroom.errors import BadRequest
-from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
+from postroom.fields import (
+    OPTIONAL_REFERENCE_SCHEMA,
+    JsonObject,
+    OptionalUrl,
+    Timestamp,
+    Url,
+    UrlOrEmpty,
+)
 from postroom.runtime import Runtime
 from postroom.status import AnnotationStatus
 from postroom.urls import Urls
@@ -100,8 +107,8 @@ EmailJson = TypedDict(
     {
         "id": int,
         "url": Url,
-        "queue": Url,
-        "inbox": Url,
+        "queue": UrlOrEmpty,
+        "inbox": UrlOrEmpty,
         "parent": OptionalUrl,
         "email_thread": None,
         "children": list[Url],
@@ -148,12 +155,18 @@ class EmailPatch(Body):
     body_text_html: Annotated[Any, WithJsonSchema({"type": "string"})] = None
     metadata: Annotated[Any, WithJsonSchema({"type": "object"})] = None
     labels: Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "string"}})] = None
-    parent: Annotated[Any, WithJsonSchema({"type": ["string", "null"], "format": "uri"})] = None
+    parent: Annotated[Any, WithJsonSchema(OPTIONAL_REFERENCE_SCHEMA)] = None
 
 
 def kept_documents() -> sa.Exists:
     d = t.documents.c
     return sa.exists().where(d.email_id == E.id, d.attachment_status.is_(None))
+
+
+_HAS_DOCUMENTS = {
+    "type": "string",
+    "pattern": f"^\\s*(?:{any_case('true', 'yes', 'false', 'no')}|1|0)\\s*$|^$",
+}
 
 
 def _has_documents(raw: str) -> sa.ColumnElement[bool]:
@@ -172,11 +185,8 @@ def _flagged(raw: str) -> sa.ColumnElement[bool]:
 
 
 def _with_documents(raw: str) -> sa.ColumnElement[bool]:
-    ids = [p.rstrip("/").rsplit("/", 1)[-1] for p in raw.split(",") if p.strip()]
-    if not all(i.isdigit() for i in ids):
-        raise BadRequest(f"documents: expected ids or URLs separated by commas, got {raw!r}.")
     d = t.documents.c
-    return sa.exists().where(d.email_id == E.id, d.id.in_([int(i) for i in ids]))
+    return sa.exists().where(d.email_id == E.id, Filter("documents", d.id).clause(raw))
 
 
 def _address_in(raw: str) -> sa.ColumnElement[bool]:
@@ -333,9 +343,15 @@ class Emails(EditableResource[EmailJson, EmailPatch]):
             Filter("created_at_after", E.created_at, "after"),
             Filter("last_thread_email_created_at_before", E.created_at, "before"),
             Filter("last_thread_email_created_at_after", E.created_at, "after"),
-            Filter("has_documents", None, "custom", _has_documents),
+            Filter("has_documents", None, "custom", _has_documents, _HAS_DOCUMENTS),
             Filter("has_message_id_conflict", None, "custom", _flagged),
-            Filter("documents", None, "custom", _with_documents),
+            Filter(
+                "documents",
+                None,
+                "custom",
+                _with_documents,
+                {"type": "string", "pattern": IDS_PATTERN},
+            ),
         ),
         ordering={
             "id": E.id,

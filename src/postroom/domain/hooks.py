@@ -23,11 +23,25 @@ from typing_extensions import TypedDict
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
 from postroom.domain.access import Actor
-from postroom.domain.listing import Filter, Listing, linked
+from postroom.domain.listing import Filter, Listing, comma_list, linked
 from postroom.domain.relations import ids_by_owner, require_queues
-from postroom.domain.resources import Body, EditableResource, insert_returning_id, sent_fields
+from postroom.domain.resources import (
+    Body,
+    EditableResource,
+    body_schema,
+    insert_returning_id,
+    sent_fields,
+)
 from postroom.errors import AccessForbidden, BadRequest
-from postroom.fields import JsonObject, Name, OptionalUrl, Reference, Timestamp, Url
+from postroom.fields import (
+    OPTIONAL_REFERENCE_SCHEMA,
+    JsonObject,
+    Name,
+    OptionalUrl,
+    Reference,
+    Timestamp,
+    Url,
+)
 from postroom.runtime import Runtime
 from postroom.urls import Urls
 
@@ -63,7 +77,53 @@ _PLAIN_FIELDS = (
 )
 
 
+_EVENTS = "|".join(
+    [*(f"{e}\\.{a}" for e, actions in EVENT_ACTIONS.items() for a in actions), *EVENT_ACTIONS]
+)
+
+
+# What `check_config` takes: a webhook's http(s) URL, a function's runtime and code; or neither
+# `type` nor `config` sent (a change of other fields).
+_CONFIG_SHAPES = [
+    {
+        "required": ["config"],
+        "properties": {
+            "type": {"const": "webhook"},
+            "config": {
+                "type": "object",
+                "required": ["url"],
+                "properties": {"url": {"type": "string", "pattern": "^https?://"}},
+            },
+        },
+    },
+    {
+        "required": ["type", "config"],
+        "properties": {
+            "type": {"const": "function"},
+            "config": {
+                "type": "object",
+                "required": ["runtime", "code"],
+                "properties": {
+                    "runtime": {"enum": list(FUNCTION_RUNTIMES)},
+                    "code": {"type": "string"},
+                },
+            },
+        },
+    },
+    {"properties": {"type": False, "config": False}},
+]
+
+
 class HookBody(Body):
+    model_config = Body.model_config | {
+        "json_schema_extra": body_schema(
+            top={"anyOf": _CONFIG_SHAPES},
+            type={"type": "string", "enum": ["webhook", "function"]},
+            token_owner=OPTIONAL_REFERENCE_SCHEMA,
+            events={"type": "array", "items": {"type": "string", "pattern": f"^(?:{_EVENTS})$"}},
+        )
+    }
+
     name: Name = ""
     type: str = "webhook"
     queues: list[Reference] = []
@@ -132,6 +192,9 @@ def check_config(kind: str, config: JsonObject) -> None:
             raise BadRequest(f"config.runtime: must be one of {', '.join(FUNCTION_RUNTIMES)}.")
         if not isinstance(config.get("code"), str):
             raise BadRequest("config.code: a function needs its source code as a string.")
+
+
+_EVENTS_SCHEMA = {"type": "string", "pattern": comma_list(f"(?:{_EVENTS})")}
 
 
 def _listening_to(raw: str) -> sa.ColumnElement[bool]:
@@ -228,7 +291,7 @@ class Hooks(EditableResource[HookJson, HookBody]):
             Filter("type", h.c.type, "strs"),
             Filter("active", h.c.active, "bool"),
             linked("queue", h.c.id, qh.c.hook_id, qh.c.queue_id),
-            Filter("events", kind="custom", build=_listening_to),
+            Filter("events", kind="custom", build=_listening_to, schema=_EVENTS_SCHEMA),
             Filter("config_url", kind="custom", build=_calling),
         ),
         ordering={"id": h.c.id, "name": h.c.name, "type": h.c.type, "active": h.c.active},

@@ -28,7 +28,13 @@ from postroom.db import tables as t
 from postroom.domain.access import Actor, visible_queues_clause
 from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.relations import require_queues, visible_queue_ids_by
-from postroom.domain.resources import Body, EditableResource, insert_returning_id, sent_fields
+from postroom.domain.resources import (
+    Body,
+    EditableResource,
+    body_schema,
+    insert_returning_id,
+    sent_fields,
+)
 from postroom.errors import BadRequest, ConflictStatus
 from postroom.fields import JsonObject, Name, OptionalUrl, Reference, Timestamp, Url
 from postroom.runtime import Runtime
@@ -83,6 +89,18 @@ class InboxFilters(pydantic.BaseModel):
 
 
 class InboxBody(Body):
+    model_config = Body.model_config | {
+        "json_schema_extra": body_schema(
+            email_prefix={"type": "string", "pattern": EMAIL_PREFIX_RE.pattern},
+            bounce_email_to={
+                "anyOf": [
+                    {"type": "string", "maxLength": 254, "pattern": "^$|@"},
+                    {"type": "null"},
+                ]
+            },
+        )
+    }
+
     name: Name = ""
     email_prefix: str = ""
     email: Address = ""

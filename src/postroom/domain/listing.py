@@ -9,6 +9,7 @@ in the Rossum envelope. Unknown or empty parameters (`ordering=`, `sideload=`,
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.errors import BadRequest
-from postroom.urls import MAX_ID
+from postroom.urls import MAX_ID, digits
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -32,16 +33,49 @@ def _ints(name: str, raw: str) -> list[int]:
         part = part.strip().rstrip("/").rsplit("/", 1)[-1]
         if not part:
             continue
-        if not part.isdigit():
+        if not digits(part):
             raise BadRequest(f"{name}: expected ids separated by commas, got {raw!r}.")
-        if int(part) <= MAX_ID:  # a larger id matches nothing
+        if len(part) <= 18 and int(part) <= MAX_ID:  # a larger id matches nothing
             values.append(int(part))
     return values
 
 
+def comma_list(item: str) -> str:
+    """A pattern: a comma list of `item`s, each with spaces around it or empty."""
+    one = rf"\s*(?:{item})?\s*"
+    return f"^{one}(?:,{one})*$"
+
+
+def any_case(*words: str) -> str:
+    """A pattern alternative matching each word in any letter case."""
+    return "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word) for word in words
+    )
+
+
+# An id, or a URL ending with one (`…/queues/12`, trailing slashes allowed).
+IDS_PATTERN = comma_list(r"(?:[^,]*/)?[0-9]+/*")
+BOOL_PATTERN = f"^(?:{any_case('true', 'false', 'yes', 'no')}|1|0)?$"
+# The timestamps the document promises (`fromisoformat` reads more): a date, a time to the
+# minute, second or microsecond, an offset or Z. Days stop at 28 so that every match is a date.
+TIMESTAMP_PATTERN = (
+    r"^\s*[1-9][0-9]{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+    r"(?:T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?\s*$|^$"
+)
+_TIMESTAMP = {"type": "string", "pattern": TIMESTAMP_PATTERN}
+_KIND_SCHEMAS: dict[str, Mapping[str, Any]] = {
+    "ids": {"type": "string", "pattern": IDS_PATTERN},
+    "bool": {"type": "string", "pattern": BOOL_PATTERN},
+    "before": _TIMESTAMP,
+    "after": _TIMESTAMP,
+}
+
+
 def _datetime(name: str, raw: str) -> datetime:
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+        text = raw.strip().replace("Z", "+00:00").replace("z", "+00:00").replace(" ", "+")
+        value = datetime.fromisoformat(text)
     except ValueError:
         raise BadRequest(f"{name}: expected an ISO 8601 timestamp, got {raw!r}.") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -69,6 +103,14 @@ class Filter:
     column: Any = None
     kind: str = "ids"
     build: Callable[[str], sa.ColumnElement[bool]] | None = None
+    # The JSON schema of the values accepted (the OpenAPI document's); None: by `kind`.
+    schema: Mapping[str, Any] | None = None
+
+    def value_schema(self) -> Mapping[str, Any]:
+        """What the filter accepts, as a JSON schema (anything it takes, nothing it refuses)."""
+        if self.schema is not None:
+            return self.schema
+        return _KIND_SCHEMAS.get(self.kind, {"type": "string"})
 
     def clause(self, raw: str) -> sa.ColumnElement[bool]:
         col: sa.ColumnElement[Any] = self.column
@@ -103,7 +145,7 @@ def linked(param: str, column: Any, link: Any, target: Any) -> Filter:
         result: sa.ColumnElement[bool] = column.in_(sa.select(link).where(ids))
         return result
 
-    return Filter(param, kind="custom", build=build)
+    return Filter(param, kind="custom", build=build, schema=_KIND_SCHEMAS["ids"])
 
 
 def apply_filters(
@@ -115,6 +157,14 @@ def apply_filters(
             continue
         stmt = stmt.where(f.clause(raw))
     return stmt
+
+
+def ordering_pattern(allowed: Collection[str]) -> str:
+    """The pattern of an `ordering` value over these field names."""
+    if not allowed:
+        return r"^[\s,]*$"  # nothing to order by: only empty items
+    names = "|".join(re.escape(name) for name in sorted(allowed, key=lambda n: (-len(n), n)))
+    return comma_list(f"[-+]*(?:{names})")
 
 
 def ordering_keys(raw: str | None, allowed: Collection[str]) -> list[tuple[str, bool]]:

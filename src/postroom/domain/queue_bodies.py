@@ -21,9 +21,17 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postroom.db import tables as t
-from postroom.domain.resources import Body
-from postroom.durations import format_duration, parse_duration, parse_hms
+from postroom.domain.queue_templates import template_names
+from postroom.domain.resources import Body, body_schema
+from postroom.durations import DURATION_PATTERN, format_duration, parse_duration, parse_hms
 from postroom.errors import BadRequest
+from postroom.fields import (
+    NOT_BLANK,
+    NULL,
+    OPTIONAL_REFERENCE_SCHEMA,
+    REFERENCE_SCHEMA,
+    REFERENCES_SCHEMA,
+)
 from postroom.urls import Urls
 
 q = t.queues
@@ -87,10 +95,45 @@ RawReference = Any
 UrlText = Annotated[StrictStr, Field(max_length=1000)]
 
 
+_HMS = r"[0-9]{1,4}:[0-5][0-9]:[0-5][0-9]"
+_ZERO_DURATION = r"\s*(?:0+ (?:days?, )?)?(?:0+:)?(?:0+:)?0+(?:[.,]0*)?\s*$"
+_QUEUE_SCHEMA = body_schema(
+    not_null=[name.rstrip("_") for name in NON_NULLABLE],
+    workspace={"anyOf": [REFERENCE_SCHEMA, NULL]},
+    schema=REFERENCE_SCHEMA,
+    inbox={"anyOf": [REFERENCE_SCHEMA, NULL]},
+    users=REFERENCES_SCHEMA,
+    hooks=REFERENCES_SCHEMA,
+    webhooks=REFERENCES_SCHEMA,
+    name={"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
+    session_timeout={"type": "string", "pattern": rf"^(?!\s*0+:00:00\s*$)\s*{_HMS}\s*$"},
+    document_lifetime={
+        "anyOf": [
+            {"type": "string", "pattern": f"(?!{_ZERO_DURATION})" + DURATION_PATTERN},
+            NULL,
+        ]
+    },
+    locale={"type": "string", "maxLength": 32, "pattern": _LOCALE_RE.pattern},
+    settings={
+        "type": "object",
+        "properties": {
+            "accepted_mime_types": {
+                "type": "array",
+                "items": {"type": "string", "pattern": _MIME_PATTERN_RE.pattern},
+            }
+        },
+    },
+)
+
+
 class QueueBody(Body):
     """The writable queue fields of POST, PUT and PATCH (which of them were sent: `model_fields_set`)."""
 
-    model_config = Body.model_config | {"strict": False, "populate_by_name": True}
+    model_config = Body.model_config | {
+        "strict": False,
+        "populate_by_name": True,
+        "json_schema_extra": _QUEUE_SCHEMA,
+    }
 
     name: QueueName | None = None
     workspace: RawReference = None
@@ -179,6 +222,15 @@ class QueueBody(Body):
 class FromTemplateBody(Body):
     """`POST /queues/from_template`: the reference's fields plus Postroom's inbox options
     (`name` and `template_name` are required; checked after the caller's role)."""
+
+    model_config = Body.model_config | {
+        "json_schema_extra": body_schema(
+            top={"required": ["name", "template_name"]},
+            name={"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
+            template_name={"type": "string", "enum": template_names()},
+            workspace=OPTIONAL_REFERENCE_SCHEMA,
+        )
+    }
 
     name: QueueName = ""
     template_name: StrictStr = ""

@@ -22,8 +22,8 @@ from typing_extensions import TypedDict
 
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
-from postroom.domain.access import Actor
-from postroom.domain.listing import Filter, Listing
+from postroom.domain.access import Actor, visible_queues_clause
+from postroom.domain.listing import IDS_PATTERN, Filter, Listing, any_case, comma_list
 from postroom.domain.queue_bodies import QueueBody, QueueChange, check_engines, default_workspace
 from postroom.domain.relations import ids_by_owner
 from postroom.domain.resources import EditableResource, insert_returning_id
@@ -31,7 +31,7 @@ from postroom.errors import BadRequest
 from postroom.fields import JsonObject, OptionalUrl, Timestamp, Url
 from postroom.runtime import Runtime
 from postroom.status import AnnotationStatus, QueueStatus
-from postroom.urls import Urls
+from postroom.urls import Urls, digits
 
 q = t.queues
 A = AnnotationStatus
@@ -111,7 +111,7 @@ def _url_reference(column: sa.Column[Any], collection: str) -> Any:
 
     def build(raw: str) -> sa.ColumnElement[bool]:
         ids = [part.strip() for part in raw.split(",") if part.strip()]
-        if not all(i.isdigit() for i in ids):
+        if not all(digits(i) for i in ids):
             raise BadRequest(f"{column.name}: expected ids separated by commas, got {raw!r}.")
         return sa.or_(*(column.like(f"%/{collection}/{i}") for i in ids))
 
@@ -125,6 +125,10 @@ def _deleting(raw: str) -> sa.ColumnElement[bool]:
     being_deleted = q.c.delete_after.is_not(None)
     return being_deleted if lowered in ("true", "1") else sa.not_(being_deleted)
 
+
+_IDS = {"type": "string", "pattern": IDS_PATTERN}
+_BARE_IDS = {"type": "string", "pattern": comma_list("[0-9]+")}
+_DELETING = {"type": "string", "pattern": f"^\\s*(?:{any_case('true', 'false')}|1|0)\\s*$|^$"}
 
 # The reference orders by `webhooks` too: by each queue's lowest hook id.
 _FIRST_HOOK = (
@@ -141,20 +145,27 @@ LISTING = Listing(
         Filter("schema", q.c.schema_id),
         Filter("locale", q.c.locale, kind="strs"),
         Filter("status", q.c.status, kind="strs"),
-        Filter("deleting", kind="custom", build=_deleting),
-        Filter("users", kind="custom", build=_linked_to(t.queue_users, "user_id")),
-        Filter("hooks", kind="custom", build=_linked_to(t.queue_hooks, "hook_id")),
-        Filter("webhooks", kind="custom", build=_linked_to(t.queue_hooks, "hook_id")),
-        Filter("connector", kind="custom", build=_url_reference(q.c.connector, "connectors")),
+        Filter("deleting", kind="custom", build=_deleting, schema=_DELETING),
+        Filter("users", kind="custom", build=_linked_to(t.queue_users, "user_id"), schema=_IDS),
+        Filter("hooks", kind="custom", build=_linked_to(t.queue_hooks, "hook_id"), schema=_IDS),
+        Filter("webhooks", kind="custom", build=_linked_to(t.queue_hooks, "hook_id"), schema=_IDS),
+        Filter(
+            "connector",
+            kind="custom",
+            build=_url_reference(q.c.connector, "connectors"),
+            schema=_BARE_IDS,
+        ),
         Filter(
             "generic_engine",
             kind="custom",
             build=_url_reference(q.c.generic_engine, "generic_engines"),
+            schema=_BARE_IDS,
         ),
         Filter(
             "dedicated_engine",
             kind="custom",
             build=_url_reference(q.c.dedicated_engine, "dedicated_engines"),
+            schema=_BARE_IDS,
         ),
     ),
     ordering={

@@ -21,7 +21,7 @@ the ones POST and PUT cannot do without.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -45,6 +45,38 @@ class Body(pydantic.BaseModel):
     objects they GET)."""
 
     model_config = pydantic.ConfigDict(extra="ignore", strict=True)
+
+
+def body_schema(
+    not_null: Sequence[str] = (),
+    top: Mapping[str, Any] | None = None,
+    **properties: Mapping[str, Any],
+) -> Callable[[dict[str, Any]], None]:
+    """A `json_schema_extra` saying what validators check beyond the types: the fields of
+    `not_null` default to None as "not sent" but refuse an explicit null (the document shows
+    them without null), `properties` replace the schemas of those fields (by the name a
+    client sends) with what their validator takes, and `top` adds keys to the object's schema
+    (`required`, `additionalProperties`, ...)."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema.update(top or {})
+        for name, replacement in properties.items():
+            prop = schema.setdefault("properties", {}).setdefault(name, {})
+            kept = {k: prop[k] for k in ("title", "description") if k in prop}
+            prop.clear()
+            prop.update(kept, **replacement)
+        for name in not_null:
+            prop = schema.get("properties", {}).get(name)
+            if not prop or "anyOf" not in prop:
+                continue
+            rest = [s for s in prop["anyOf"] if s.get("type") != "null"]
+            if len(rest) == 1:
+                del prop["anyOf"]
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+
+    return edit
 
 
 def sent_fields(body: pydantic.BaseModel) -> dict[str, Any]:

@@ -18,11 +18,17 @@ from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.domain import lifecycle
 from postroom.domain.access import Actor, require_visible_queue, visible_queues_clause
+from postroom.domain.listing import comma_list
 from postroom.domain.purge import purge_annotations
 from postroom.domain.queues import QUEUES
-from postroom.domain.resources import Body
+from postroom.domain.resources import Body, body_schema
 from postroom.errors import BadRequest, ConflictStatus, NotFound
-from postroom.fields import OptionalUrl, Reference
+from postroom.fields import (
+    OPTIONAL_REFERENCE_SCHEMA,
+    REFERENCE_SCHEMA,
+    OptionalUrl,
+    Reference,
+)
 from postroom.runtime import Runtime
 from postroom.status import TRANSITIONS, AnnotationStatus
 
@@ -35,14 +41,28 @@ NEXT_DEFAULT_STATUSES: tuple[AnnotationStatus, ...] = (A.TO_REVIEW,)
 a = t.annotations.c
 
 
+_STATUS_NAMES = sorted(TRANSITIONS)
+_STATUSES_SCHEMA = {
+    "anyOf": [
+        {"type": "array", "items": {"type": "string", "enum": _STATUS_NAMES}},
+        {"type": "string", "pattern": comma_list("|".join(_STATUS_NAMES))},
+        {"type": "null"},
+    ]
+}
+
+
 class StartBody(Body):
     """The statuses `start` may take the annotation from (a list, or names separated by commas)."""
+
+    model_config = Body.model_config | {"json_schema_extra": body_schema(statuses=_STATUSES_SCHEMA)}
 
     statuses: list[str] | str | None = None
 
 
 class NextBody(StartBody):
     """`next`: the statuses to pick from, and optionally the only annotations to consider."""
+
+    model_config = Body.model_config | {"json_schema_extra": body_schema(statuses=_STATUSES_SCHEMA)}
 
     annotation_ids: list[Reference] | None = None
 
@@ -53,6 +73,21 @@ class RejectBody(Body):
 
 class PurgeBody(Body):
     """Which deleted annotations to purge: these annotations, and/or every one of this queue."""
+
+    model_config = Body.model_config | {
+        "json_schema_extra": body_schema(
+            top={
+                "anyOf": [
+                    {
+                        "required": ["annotations"],
+                        "properties": {"annotations": {"type": "array", "minItems": 1}},
+                    },
+                    {"required": ["queue"], "properties": {"queue": REFERENCE_SCHEMA}},
+                ]
+            },
+            queue=OPTIONAL_REFERENCE_SCHEMA,
+        )
+    }
 
     annotations: list[Reference] | None = None
     queue: Reference | None = None

@@ -27,13 +27,14 @@ from postroom.domain.relations import visible_queue_ids_by
 from postroom.domain.resources import (
     Body,
     EditableResource,
+    body_schema,
     insert_returning_id,
     require_fields,
     sent_fields,
 )
 from postroom.domain.schema_validation import validate_schema_content
 from postroom.errors import BadRequest, Conflict
-from postroom.fields import JsonObject, Name, OptionalUrl, Timestamp, Url
+from postroom.fields import NOT_BLANK, JsonObject, Name, OptionalUrl, Timestamp, Url
 from postroom.runtime import Runtime
 from postroom.urls import Urls
 
@@ -58,6 +59,14 @@ class SchemaBody(Body):
 
 
 class SchemaFromTemplateBody(Body):
+    model_config = Body.model_config | {
+        "json_schema_extra": body_schema(
+            top={"required": ["name", "template_name"]},
+            name={"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
+            template_name={"type": "string", "enum": template_names()},
+        )
+    }
+
     name: Name = ""
     template_name: Name = ""
     metadata: JsonObject = {}

@@ -11,6 +11,28 @@ from pathlib import Path
 from postroom.errors import NotFound
 from postroom.runtime import Runtime
 
+# Types a browser renders without running anything: shown inline. Everything else (HTML, SVG,
+# XML, scripts, unknown types) is served as an attachment, so stored bytes from a stranger's
+# e-mail never run as a page of the API's origin.
+SAFE_INLINE = frozenset(
+    {
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/tiff",
+        "image/bmp",
+        "image/webp",
+        "text/plain",
+    }
+)
+# On every stored-bytes answer: no type sniffing, and nothing may load or run even if a browser
+# renders the bytes (a sandboxed, resource-less document).
+SAFETY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+
 
 @dataclass(frozen=True)
 class StoredBytes:
@@ -25,7 +47,12 @@ async def stored_bytes(
     (purged)."""
     if not key or not await rt.blobs.exists(key):
         raise NotFound(f"The content of {what} is no longer stored.")
-    return StoredBytes(rt.blobs.path_of(key), {**headers, "X-Content-Type-Options": "nosniff"})
+    return StoredBytes(rt.blobs.path_of(key), {**headers, **SAFETY_HEADERS})
+
+
+def disposition_for(mime_type: str) -> str:
+    """`inline` for the passive types a browser may show in place, `attachment` for the rest."""
+    return "inline" if mime_type.split(";")[0].strip().lower() in SAFE_INLINE else "attachment"
 
 
 def content_disposition(name: str, disposition: str = "inline") -> str:

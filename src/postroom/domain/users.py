@@ -27,11 +27,12 @@ from postroom.clock import iso, utcnow
 from postroom.db import tables as t
 from postroom.domain import passwords
 from postroom.domain.access import ADMIN, GROUP_IDS, GROUPS, ROLE_OF_GROUP, Actor
-from postroom.domain.listing import Filter, Listing, linked
+from postroom.domain.listing import Filter, Listing, comma_list, linked
 from postroom.domain.relations import ids_by_owner, require_queues
 from postroom.domain.resources import (
     Body,
     EditableResource,
+    body_schema,
     check_organization,
     insert_returning_id,
     require_fields,
@@ -40,7 +41,7 @@ from postroom.domain.resources import (
 from postroom.errors import AccessForbidden, BadRequest, Conflict
 from postroom.fields import JsonObject, Reference, Timestamp, Url
 from postroom.runtime import Runtime
-from postroom.urls import Urls
+from postroom.urls import Urls, digits
 
 u, qu = t.users, t.queue_users
 ADMIN_GROUPS = tuple(name for name, role in GROUPS if role == ADMIN)
@@ -78,6 +79,12 @@ class UserBody(Body):
 
 
 class PasswordChangeBody(Body):
+    model_config = Body.model_config | {
+        "json_schema_extra": body_schema(
+            top={"required": ["old_password", "new_password1", "new_password2"]}
+        )
+    }
+
     old_password: str = ""
     new_password1: str = ""
     new_password2: str = ""
@@ -104,11 +111,15 @@ class UserJson(TypedDict):
     deleted: bool
 
 
+_GROUP_REFS = "|".join([*(str(i) for i in range(1, len(GROUPS) + 1)), *GROUP_IDS])
+_GROUPS_SCHEMA = {"type": "string", "pattern": comma_list(f"(?:[^,]*/)?(?:{_GROUP_REFS})/*")}
+
+
 def _group_names(raw: str) -> sa.ColumnElement[bool]:
     names = []
     for part in raw.split(","):
         part = part.strip().rstrip("/").rsplit("/", 1)[-1]
-        if part.isdigit() and 1 <= int(part) <= len(GROUPS):
+        if digits(part) and len(part) < 3 and 1 <= int(part) <= len(GROUPS):
             names.append(GROUPS[int(part) - 1][0])
         elif part in GROUP_IDS:
             names.append(part)
@@ -225,7 +236,7 @@ class Users(EditableResource[UserJson, UserBody]):
             Filter("email", u.c.email, "str"),
             Filter("is_active", u.c.is_active, "bool"),
             Filter("deleted", u.c.deleted, "bool"),
-            Filter("groups", kind="custom", build=_group_names),
+            Filter("groups", kind="custom", build=_group_names, schema=_GROUPS_SCHEMA),
             linked("queue", u.c.id, qu.c.user_id, qu.c.queue_id),
         ),
         ordering={

@@ -16,7 +16,7 @@ from typing import Any
 
 from postroom.errors import BadRequest
 from postroom.export.records import ExportContext
-from postroom.export.table import Column, table_rows
+from postroom.export.table import Column, headers, table_rows
 
 QUOTING = {
     "quote_minimal": csv.QUOTE_MINIMAL,
@@ -24,6 +24,12 @@ QUOTING = {
     "quote_all": csv.QUOTE_ALL,
     "quote_non_numeric": csv.QUOTE_NONNUMERIC,
 }
+
+
+# No delimiter, quote_char or escape_char may be a line break (it would split rows) or NUL; nor
+# may the delimiter be a quote (fields would not read back).
+_NEVER = frozenset("\r\n\x00\u2028\u2029\x0b\x0c\x1c\x1d\x1e\x85")
+_QUOTES = frozenset("\"'")
 
 
 class _Number(float):
@@ -69,6 +75,13 @@ def csv_dialect(query: Mapping[str, str]) -> dict[str, Any]:
         raise BadRequest(f"delimiter/quote_char/escape_char: {error}.") from None
     if dialect["delimiter"] in (dialect["quotechar"], dialect["escapechar"]):
         raise BadRequest("delimiter: must differ from quote_char and escape_char.")
+    if dialect["delimiter"] in _NEVER | _QUOTES:
+        raise BadRequest(
+            f"delimiter: may not be a line break, a quote or NUL, got {dialect['delimiter']!r}."
+        )
+    for name, key in (("quote_char", "quotechar"), ("escape_char", "escapechar")):
+        if dialect[key] is not None and dialect[key] in _NEVER:
+            raise BadRequest(f"{name}: may not be a line break or NUL, got {dialect[key]!r}.")
     return dialect
 
 
@@ -96,7 +109,7 @@ def render_rows(
     writer = csv.writer(buffer, **dialect)
     numbers = dialect["quoting"] == csv.QUOTE_NONNUMERIC
     if header:
-        writer.writerow([c.header for c in columns])
+        writer.writerow(headers(ctx, columns))
     for row in rows:
         for values in table_rows(ctx, columns, row):
             writer.writerow(_numeric(columns, values) if numbers else values)

@@ -201,7 +201,12 @@ async def export_queue(
     selection, total = await select_annotations(rt, who, plan)
     # Unpaged, everything is one page.
     shown = plan.page or PageRequest(1, max(total, 1))
-    ctx = ExportContext(rt.urls, plan.schema, pagination(Page([], total, shown)))
+    ctx = ExportContext(
+        rt.urls,
+        plan.schema,
+        pagination(Page([], total, shown)),
+        rt.settings.export.neutralise_formulas,
+    )
     media_type = MEDIA_TYPES[plan.fmt]
     name = None if plan.fmt == "json" else f"queue-{plan.queue_id}-export.{plan.fmt}"
     batches = selection.batches(rt.db)

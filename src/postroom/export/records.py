@@ -102,6 +102,7 @@ class ExportContext:
     urls: Urls
     schema: list[dict[str, Any]]
     pagination: dict[str, Any]
+    neutralise_formulas: bool = True  # CSV/XLSX cells (`export.table.cell`)
 
     def annotation_url(self, row: Any) -> str:
         return self.urls.to("annotations", row.id)

@@ -8,6 +8,7 @@ annotation takes one row per line item, its header fields repeated on each.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,9 @@ from postroom.clock import iso
 from postroom.errors import BadRequest
 from postroom.export.records import ExportContext
 from postroom.export.tree import FieldSpec, export_fields, index_content, iter_table_values
+
+# First characters that make a spreadsheet read a cell as a formula.
+FORMULA_STARTS = frozenset("=+-@\t\r")
 
 MetaGetter = Callable[[ExportContext, Any], str]
 
@@ -75,10 +79,35 @@ def resolve_columns(schema: Sequence[Mapping[str, Any]], query: Mapping[str, str
     ]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def cell(ctx: ExportContext, column: Column | None, value: str) -> str:
+    """`value` as a spreadsheet may safely read it: a text starting with `=`, `+`, `-`, `@`, a
+    tab or a carriage return would run as a formula, so it gets a leading `'` (OWASP's rule for
+    CSV injection) unless `neutralise_formulas` is off. A number datapoint's number is a number."""
+    if not ctx.neutralise_formulas or not value or value[0] not in FORMULA_STARTS:
+        return value
+    if column is not None and column.is_number and _is_number(value):
+        return value
+    return "'" + value
+
+
+def headers(ctx: ExportContext, columns: Sequence[Column]) -> list[str]:
+    return [cell(ctx, None, c.header) for c in columns]
+
+
 def table_rows(ctx: ExportContext, columns: Sequence[Column], row: Any) -> Iterator[list[str]]:
     """The output rows of one annotation (several when it has line items in chosen columns)."""
     tables = list(dict.fromkeys(c.field.table for c in columns if c.field and c.field.table))
     index = index_content(row.content)
     metas = [META_COLUMNS[c.key](ctx, row) if c.field is None else "" for c in columns]
     for values in iter_table_values(index, [c.field for c in columns], tables):
-        yield [meta if value is None else value for meta, value in zip(metas, values, strict=True)]
+        yield [
+            cell(ctx, column, meta if value is None else value)
+            for column, meta, value in zip(columns, metas, values, strict=True)
+        ]

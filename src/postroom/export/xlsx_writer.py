@@ -4,7 +4,8 @@ caller then streams and deletes.
 
 xlsxwriter is blocking, so each batch is written in a worker thread. Cells are written
 explicitly as strings (never turned into formulas or links) or, for number datapoints whose
-value reads as a number, as numbers.
+value reads as a number, as numbers; text that a spreadsheet would take for a formula once
+re-saved or copied carries a leading `'` (`export.table.cell`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from postroom.errors import BadRequest
 from postroom.export.records import ExportContext
-from postroom.export.table import Column, table_rows
+from postroom.export.table import Column, headers, table_rows
 
 MAX_ROWS = 1_048_576  # the format's limit per worksheet
 CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -59,7 +60,9 @@ def _write_batch(
     return first + len(rows)
 
 
-def _open(path: Path, tmp_dir: Path, columns: Sequence[Column]) -> tuple[Any, Worksheet]:
+def _open(
+    ctx: ExportContext, path: Path, tmp_dir: Path, columns: Sequence[Column]
+) -> tuple[Any, Worksheet]:
     workbook = xlsxwriter.Workbook(
         str(path),
         {
@@ -72,8 +75,8 @@ def _open(path: Path, tmp_dir: Path, columns: Sequence[Column]) -> tuple[Any, Wo
     )
     sheet = workbook.add_worksheet("export")
     bold = workbook.add_format({"bold": True})
-    for col, column in enumerate(columns):
-        sheet.write_string(0, col, column.header, bold)
+    for col, header in enumerate(headers(ctx, columns)):
+        sheet.write_string(0, col, header, bold)
     return workbook, sheet
 
 
@@ -87,7 +90,7 @@ async def write_xlsx_file(
     deletes it). 400 when the rows would not fit in one worksheet."""
     # ".part": a crash leaves it where start-up sweeps temp files.
     path = tmp_dir / f"export-{secrets.token_hex(8)}.xlsx.part"
-    workbook, sheet = await asyncio.to_thread(_open, path, tmp_dir, columns)
+    workbook, sheet = await asyncio.to_thread(_open, ctx, path, tmp_dir, columns)
     try:
         line = 1
         async for batch in batches:

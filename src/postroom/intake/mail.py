@@ -23,7 +23,7 @@ from postroom.blobs.local import LocalBlobStore
 from postroom.intake.accept import KeptFile
 from postroom.intake.mail_records import Delivered, RawMessage
 from postroom.intake.mime import SCAN_FROM_BYTES, Found, ParsedMail, parse_message
-from postroom.intake.storing import StoredFile, store_bytes
+from postroom.intake.storing import StoredFile, forget_new, store_bytes
 
 # Memory a parse holds at its peak: the `email` package (small messages) about 8x the raw size;
 # the scanner of large ones about its decoded files plus one slice (mimestream).
@@ -69,6 +69,7 @@ async def durable_parts(
     raw message's commit runs beside the parse and the attachments' commits.
     """
     commit = None if raw.pending is None else asyncio.ensure_future(raw.pending.commit())
+    made: list[StoredFile] = []  # blobs this message created, removed again if it fails
     try:
         if raw.data is None and commit is not None:
             await commit  # the parser reads the stored file
@@ -81,30 +82,55 @@ async def durable_parts(
             else:
                 parsed = await asyncio.to_thread(parse_message, source)
             limit = asyncio.Semaphore(_PARALLEL_WRITES)
-            kept = list(await asyncio.gather(*(_keep(blobs, f, limit) for f in parsed.files)))
+            keeping = [_keep(blobs, f, limit, made) for f in parsed.files]
+            results = await asyncio.gather(*keeping, return_exceptions=True)
+            kept = [r for r in results if isinstance(r, KeptFile)]
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                raise failed[0]
         if commit is not None:
             await commit
     except BaseException:
+        await forget_new(blobs, made)
         if commit is not None:
             await asyncio.wait([commit])
             if commit.cancelled() or commit.exception() is not None:
                 assert raw.pending is not None
                 await raw.pending.abort()
+            else:
+                await forget_raw(blobs, raw)
         raise
     return parsed, kept
 
 
-async def _keep(blobs: LocalBlobStore, found: Found, limit: asyncio.Semaphore) -> KeptFile:
-    stored = await _store(blobs, found, limit)
+async def forget_raw(blobs: LocalBlobStore, raw: RawMessage) -> None:
+    """Remove the raw message's blob when this delivery created it and then failed."""
+    created_ns = raw.pending.created_ns if raw.pending is not None else None
+    if created_ns is not None:
+        await forget_new(blobs, [StoredFile(raw.key, raw.size, "", "", created_ns=created_ns)])
+
+
+def stored_files(kept: list[KeptFile]) -> list[StoredFile]:
+    return [k.file for k in kept] + [m for k in kept for m in (k.members or [])]
+
+
+async def _keep(
+    blobs: LocalBlobStore, found: Found, limit: asyncio.Semaphore, made: list[StoredFile]
+) -> KeptFile:
+    stored = await _store(blobs, found, limit, made)
     members = None
     if found.members is not None:
-        members = list(await asyncio.gather(*(_store(blobs, m, limit) for m in found.members)))
+        storing = (_store(blobs, m, limit, made) for m in found.members)
+        members = list(await asyncio.gather(*storing))
     return KeptFile(stored, members)
 
 
-async def _store(blobs: LocalBlobStore, found: Found, limit: asyncio.Semaphore) -> StoredFile:
+async def _store(
+    blobs: LocalBlobStore, found: Found, limit: asyncio.Semaphore, made: list[StoredFile]
+) -> StoredFile:
     async with limit:
         stored = await store_bytes(blobs, found.data, found.name, found.status)
+    made.append(stored)
     found.data = b""  # durable now: let the memory go before the transaction
     return stored
 
@@ -115,6 +141,6 @@ def count_delivery(kept: list[KeptFile], delivered: Delivered) -> None:
         metrics.SMTP_MESSAGES.labels(outcome="accepted", reason="stored").inc()
     elif delivered.duplicate_ids:
         metrics.SMTP_MESSAGES.labels(outcome="accepted", reason="duplicate").inc()
-    stored = [k.file for k in kept] + [m for k in kept for m in (k.members or [])]
+    stored = stored_files(kept)
     metrics.UPLOADED_FILES.labels(channel="smtp").inc(len(stored) * len(delivered.email_ids))
     metrics.UPLOAD_BYTES.labels(channel="smtp").inc(sum(s.size for s in stored))

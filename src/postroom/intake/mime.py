@@ -33,6 +33,7 @@ from typing import Any
 from PIL import Image
 
 from postroom.domain.emails import shorten_body
+from postroom.errors import UnreadableMessage
 from postroom.intake import mimestream, zips
 from postroom.intake.names import attachment_name
 from postroom.status import AttachmentStatus
@@ -40,6 +41,7 @@ from postroom.status import AttachmentStatus
 log = logging.getLogger("postroom.smtp")
 
 MAX_DEPTH = 3  # attached messages inside attached messages
+MAX_NESTING = 50  # multipart levels of one message; deeper is refused (UnreadableMessage)
 MAX_FILES = 1000  # files kept from one message (zip members included)
 MAX_FILE_BYTES = 40 * 1024 * 1024  # "each file ≤ 40 MiB"
 TINY_IMAGE_PX = 100
@@ -123,8 +125,24 @@ class _RawHeaders(Compat32):
 PARSE_POLICY = _RawHeaders()
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` with what no record or export can hold replaced: lone surrogates (which a sender
+    gets through `unicode-escape` or `utf-7` charsets, or a literal `\\ud800` between encoded
+    words) become U+FFFD, NUL is dropped."""
+    if not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
 def decode_words(value: str) -> str:
     """RFC 2047 encoded words (`=?utf-8?q?...?=`) → text; other text is left as it is."""
+    return storable(_decoded_words(value))
+
+
+def _decoded_words(value: str) -> str:
     if "=?" not in value:
         return value
     try:
@@ -179,9 +197,9 @@ def _text_of(part: Message) -> str:
         return ""
     charset = part.get_content_charset() or "utf-8"
     try:
-        return payload.decode(charset, "replace")
-    except LookupError:
-        return payload.decode("utf-8", "replace")
+        return storable(payload.decode(charset, "replace"))
+    except (LookupError, UnicodeError):
+        return payload.decode("utf-8", "replace").replace("\x00", "")
 
 
 # Leading bytes of the raster formats Pillow reads; anything else is not opened at all.
@@ -221,7 +239,9 @@ class _Walker:
         self.skipped: list[tuple[str, str]] = []
         self.count = 0
 
-    def walk(self, part: Message, depth: int) -> None:
+    def walk(self, part: Message, depth: int, level: int = 0) -> None:
+        if level > MAX_NESTING:
+            raise UnreadableMessage(f"MIME parts nested deeper than {MAX_NESTING} levels.")
         ctype = part.get_content_type()
         if part.is_multipart():
             if ctype == "message/rfc822":
@@ -232,7 +252,7 @@ class _Walker:
             payload = part.get_payload()
             for sub in payload if isinstance(payload, list) else []:
                 if isinstance(sub, Message):
-                    self.walk(sub, depth)
+                    self.walk(sub, depth, level + 1)
             return
         self._leaf(part, ctype, depth)
 
@@ -326,7 +346,21 @@ def _parse_bytes(data: bytes | mmap.mmap) -> Message:
 
 
 def parse_message(source: Path | bytes) -> ParsedMail:
-    """Parse a stored raw message (a path, or the bytes) into what Postroom records."""
+    """Parse a stored raw message (a path, or the bytes) into what Postroom records.
+
+    UnreadableMessage when its structure is beyond the limits (MAX_NESTING multipart levels,
+    `mimestream.MAX_PARTS` parts): the parsers recurse per level, so a message nested a
+    thousand deep must end here, as a refusal, not as a RecursionError a sender would retry.
+    """
+    try:
+        return _parse_message(source)
+    except RecursionError:
+        raise UnreadableMessage(f"MIME parts nested deeper than {MAX_NESTING} levels.") from None
+    except errors.MessageParseError as exc:
+        raise UnreadableMessage(f"Unreadable MIME structure: {exc}.") from None
+
+
+def _parse_message(source: Path | bytes) -> ParsedMail:
     if isinstance(source, bytes):
         return _parsed(_parse_bytes(source))
     with open(source, "rb") as handle:

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from postroom import metrics
+from postroom import jsontext, metrics
 from postroom.blobs.local import BlobWriter, LocalBlobStore
 from postroom.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from postroom.intake import names
@@ -253,9 +252,11 @@ class _Reader:
                 raise BadRequest(f"{name}: larger than {limit} bytes.")
         charset = part.get_charset("utf-8")
         try:
-            return data.decode(charset)
+            text = data.decode(charset)
         except (UnicodeDecodeError, LookupError):
             raise BadRequest(f"{name}: not valid {charset} text.") from None
+        jsontext.check(text, name)  # no U+0000 or lone surrogate reaches a record
+        return text
 
 
 async def receive_body(body: Body, blobs: LocalBlobStore, rules: BodyRules) -> ReceivedBody:
@@ -296,10 +297,7 @@ def json_object_field(body: ReceivedBody, name: str) -> dict[str, Any]:
     text = body.fields.get(name, "")
     if not text.strip():
         return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise BadRequest(f"{name}: not valid JSON ({exc}).") from None
+    value = jsontext.parse(text, name)
     if isinstance(value, dict):
         return value
     raise BadRequest(f"{name}: expected a JSON object, got {type(value).__name__}.")

@@ -27,13 +27,20 @@ from postroom.domain.documents import DocumentJson
 from postroom.domain.tasks import TaskUrlJson
 from postroom.intake import mail_import
 from postroom.intake.accept import insert_task
-from postroom.intake.mail import ByteBudget, count_delivery, durable_parts
+from postroom.intake.mail import (
+    ByteBudget,
+    count_delivery,
+    durable_parts,
+    forget_raw,
+    stored_files,
+)
 from postroom.intake.mail_auth import Authenticator, MailDeferred, MailRefused, admitted
 from postroom.intake.mail_journal import MailJournal, file_summary
 from postroom.intake.mail_records import Delivered, IncomingMail, Message, write_mail
 from postroom.intake.notify import Notifier
 from postroom.intake.parts import Body
 from postroom.intake.recipients import Lookup, lookup
+from postroom.intake.storing import forget_new
 from postroom.intake.uploads import receive_document, receive_upload
 from postroom.runtime import Runtime
 from postroom.status import TaskStatus, TaskType
@@ -140,9 +147,15 @@ class Intake:
             log.info("email attachment %r not kept: %s", name, why)
         message = Message(mail, parsed, kept)
         relay = self.rt.settings.smtp.relay_host
-        delivered, notices = await group_commit(self.rt.db).run(
-            lambda conn: write_mail(conn, message, relay, self.notifier.allow)
-        )
+        try:
+            delivered, notices = await group_commit(self.rt.db).run(
+                lambda conn: write_mail(conn, message, relay, self.notifier.allow)
+            )
+        except BaseException:
+            # Nothing of a message whose records failed stays behind (disk full, say).
+            await forget_new(self.rt.blobs, stored_files(kept))
+            await forget_raw(self.rt.blobs, mail.raw)
+            raise
         delivered.files = file_summary(kept, parsed.skipped)
         self.rt.jobs_available.set()
         for notice in notices:

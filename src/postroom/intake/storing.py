@@ -3,21 +3,24 @@ every channel passes before any record may point at it.
 
 A file is committed (fsync, rename, fsync of the directory) and sniffed in one worker-thread
 trip; only then is it a `StoredFile`. The HTTP paths answer a failing disk (full, read-only,
-gone) with a 503 the client may retry (`storage_errors`); SMTP answers 451 to any failure.
+gone) with a 503 the client may retry, a full one with a 507 (`storage_errors`); SMTP answers
+452 when full, 451 to any other failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+import errno
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from postroom.blobs.local import BlobWriter, LocalBlobStore
-from postroom.errors import ServiceUnavailable
+from postroom.errors import InsufficientStorage, ServiceUnavailable
 from postroom.intake.sniff import SNIFF_BYTES, sniff_mime
 
 _WRITE_SLICE = 1024 * 1024
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,22 @@ class StoredFile:
     # Set when the queue refuses the type but the file still gets its annotation, which the
     # pipeline ends `failed_import` saying why (the HTTP channels).
     rejected_reason: str | None = None
+    # The blob's mtime when this request created it (None: the bytes were already stored).
+    created_ns: int | None = None
+
+
+async def forget_new(blobs: LocalBlobStore, files: Iterable[StoredFile]) -> None:
+    """Remove the blobs these files created, after their records failed to commit: a refused
+    or failed request leaves no file behind."""
+    new = [(f.blob_key, f.created_ns) for f in files if f.created_ns is not None]
+
+    def forget() -> None:
+        for key, created_ns in new:
+            with contextlib.suppress(OSError):
+                blobs.forget(key, created_ns)
+
+    if new:
+        await asyncio.shield(asyncio.to_thread(forget))
 
 
 @contextlib.contextmanager
@@ -43,6 +62,8 @@ def storage_errors() -> Iterator[None]:
     except ConnectionError:
         raise
     except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise InsufficientStorage() from None
         reason = exc.strerror or type(exc).__name__
         raise ServiceUnavailable(
             f"The upload could not be stored ({reason}); try again later."
@@ -60,7 +81,7 @@ async def store(
 ) -> StoredFile:
     """Make the writer's bytes a durable blob and sniff their type."""
     key, mime = await asyncio.to_thread(_commit_and_sniff, writer, blobs)
-    return StoredFile(key, writer.size, mime, name, status)
+    return StoredFile(key, writer.size, mime, name, status, created_ns=writer.created_ns)
 
 
 async def store_bytes(

@@ -44,6 +44,7 @@ from postroom.intake.parts import (
     store_files,
     values_field,
 )
+from postroom.intake.storing import forget_new
 from postroom.runtime import Runtime
 
 MAX_PARENT_BYTES = 2048
@@ -141,7 +142,11 @@ async def receive_upload(
         )
         return await accept_files(conn, submission, queue)
 
-    accepted = await group_commit(rt.db).run(create_records)
+    try:
+        accepted = await group_commit(rt.db).run(create_records)
+    except BaseException:
+        await forget_new(rt.blobs, stored)
+        raise
     rt.jobs_available.set()
     metrics.UPLOADED_FILES.labels(channel="http").inc(len(stored))
     return accepted
@@ -177,6 +182,10 @@ async def receive_document(rt: Runtime, who: Actor, body: Body) -> documents.Doc
         )
         return await documents.DOCUMENTS.one(conn, rt.urls, who, document_id)
 
-    created: documents.DocumentJson = await group_commit(rt.db).run(create_record)
+    try:
+        created: documents.DocumentJson = await group_commit(rt.db).run(create_record)
+    except BaseException:
+        await forget_new(rt.blobs, [stored])
+        raise
     metrics.UPLOADED_FILES.labels(channel="http").inc()
     return created

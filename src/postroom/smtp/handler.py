@@ -33,6 +33,7 @@ from postroom.intake.recipients import Target
 from postroom.intake.service import Intake
 from postroom.smtp import replies
 from postroom.smtp.probing import ProbeGuard
+from postroom.urls import digits
 
 log = logging.getLogger("postroom.smtp")
 
@@ -44,7 +45,7 @@ def _size_param(mail_options: list[str]) -> int | bool | None:
     for option in mail_options:
         key, _, value = option.partition("=")
         if key.upper() == "SIZE":
-            return int(value) if value.isdigit() else False
+            return int(value) if digits(value) and len(value) <= 18 else False
     return None
 
 
@@ -181,6 +182,13 @@ class InboxHandler:
             if reply == replies.STORAGE_FAILED:
                 log.exception("storing a message failed; answering 451")
                 metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="internal_error").inc()
+            elif reply == replies.STORAGE_FULL:
+                logs.event(log, "mail deferred: storage full", level=logging.ERROR)
+                metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="storage_full").inc()
+            elif reply == replies.MESSAGE_STRUCTURE:
+                # Permanent: one line, no traceback; the sender bounces it and does not retry.
+                logs.event(log, "mail refused", level=logging.WARNING, reason=str(error))
+                metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="structure").inc()
             elif reply == replies.QUEUE_DELETED:
                 metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="queue_deleted").inc()
             else:

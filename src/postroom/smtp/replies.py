@@ -9,10 +9,12 @@ answer (RFC 2034 §3). No reply ever carries exception text.
 
 from __future__ import annotations
 
+import errno
 import re
 
 from postroom.errors import ConflictStatus
 from postroom.intake.mail_auth import MailDeferred, MailRefused
+from postroom.errors import ConflictStatus, InsufficientStorage, UnreadableMessage
 
 # 2xx
 OK = "250 2.0.0 OK"
@@ -31,6 +33,7 @@ RATE_LIMITED_MESSAGES = "451 4.7.1 Too many messages from your address, try agai
 RATE_LIMITED_CONNECTIONS = "421 4.7.0 Too many connections from your address, try again later"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many open connections from your address, try again later"
 SERVER_BUSY = "421 4.7.0 Too many open connections, try again later"
+STORAGE_FULL = "452 4.3.1 Insufficient system storage, try again later"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 TIMEOUT = "421 4.4.2 Timeout, closing connection"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, try again later"
@@ -40,6 +43,7 @@ AUTHENTICATION_DEFERRED = (
 )
 
 # 5xx: permanent, the sending MTA bounces the message to its author.
+MESSAGE_STRUCTURE = "554 5.6.0 Message structure exceeds the limits (MIME nesting or parts)"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds the fixed maximum message size"
 UNKNOWN_RECIPIENT = "550 5.1.1 Recipient address rejected: no such inbox"
 QUEUE_DELETED = "550 5.2.1 Recipient address rejected: the queue of this inbox is being deleted"
@@ -103,4 +107,10 @@ def for_error(error: BaseException) -> str:
         return DMARC_REFUSED
     if isinstance(error, MailDeferred):
         return AUTHENTICATION_DEFERRED
+    if isinstance(error, UnreadableMessage):
+        return MESSAGE_STRUCTURE
+    if isinstance(error, InsufficientStorage) or (
+        isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)
+    ):
+        return STORAGE_FULL
     return STORAGE_FAILED

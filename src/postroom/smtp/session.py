@@ -26,11 +26,12 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, syntax
 
-from postroom import metrics
+from postroom import logs, metrics
 from postroom.blobs.local import BlobWriter, LocalBlobStore
 from postroom.config import SmtpSettings
 from postroom.connections import ConnectionGate
 from postroom.intake.mail_records import RawMessage
+from postroom.intake.storing import DISK_FULL
 from postroom.smtp import replies
 from postroom.smtp.dotstream import DotDecoder
 from postroom.smtp.handler import InboxHandler, MailEnvelope, MailSession, peer_address
@@ -87,18 +88,28 @@ class _Spool:
         self._buffer = bytearray()
         self.whole: bytes | None = None
         self.discarded = False
+        self.full = False
 
     async def add(self, data: bytes) -> None:
         self._buffer += data
         self.size += len(data)
         if len(self._buffer) >= FLUSH_BYTES:
-            await self.flush()
+            await self._flush_unless_full()
 
     async def finish(self) -> None:
         """Write what is still buffered; keep the bytes when they are the whole message."""
         if self.writer.size == 0:
             self.whole = bytes(self._buffer)
-        await self.flush()
+        await self._flush_unless_full()
+
+    async def _flush_unless_full(self) -> None:
+        """`flush`; a full disk sets `full` (the rest of DATA is read and dropped, then 452)."""
+        try:
+            await self.flush()
+        except OSError as exc:
+            if exc.errno not in DISK_FULL:
+                raise
+            self.full = True
 
     async def flush(self) -> None:
         if not self._buffer:
@@ -289,6 +300,11 @@ class PostroomSMTP(SMTP):
         except BaseException:
             spool.discard()
             raise
+        if spool.full:
+            spool.discard()
+            logs.event(log, "mail deferred: storage full", level=logging.ERROR)
+            metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="storage_full").inc()
+            return replies.STORAGE_FULL
         if not complete:
             spool.discard()
             metrics.SMTP_MESSAGES.labels(outcome="rejected", reason="too_large").inc()
@@ -339,7 +355,7 @@ class PostroomSMTP(SMTP):
                 elif spool.size + len(payload) > self.max_bytes:
                     too_big = True
                     spool.discard()
-                else:
+                elif not spool.full:
                     await spool.add(payload)
                 if rest is not None:
                     if rest:
@@ -347,7 +363,7 @@ class PostroomSMTP(SMTP):
                     break
         finally:
             reader._limit = self.line_length_limit
-        if not too_big:
+        if not too_big and not spool.full:
             await spool.finish()
         return not too_big
 

@@ -20,7 +20,7 @@ _HTTP_CODES = {
     403: "access_forbidden",
     404: "not_found",
     405: "method_not_allowed",
-    409: "conflict",
+    409: "conflict_status",
     413: "payload_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",

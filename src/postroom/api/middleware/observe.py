@@ -31,6 +31,7 @@ from aiohttp import web
 from postroom import logs, metrics
 from postroom.api.keys import ACTOR, ERROR_CODE, REQUEST_ID
 from postroom.api.middleware.limits import client_address
+from postroom.urls import digits
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,7 +77,7 @@ def _url_ids(request: web.Request, template: str) -> dict[str, Any]:
     for previous, segment in itertools.pairwise(segments):
         if segment.startswith("{") and previous in _ID_NAMES:
             value = request.match_info.get(segment.strip("{}").split(":")[0])
-            if value is not None and value.isdigit():
+            if value is not None and digits(value) and len(value) <= 18:
                 found[_ID_NAMES[previous]] = int(value)
     return found
 

@@ -8,7 +8,7 @@ from postroom.api.middleware.auth import presented_token
 from postroom.api.middleware.limits import client_address
 from postroom.api.routing import Call, Routes
 from postroom.domain import auth, users
-from postroom.domain.resources import Body
+from postroom.domain.resources import Body, body_schema
 from postroom.domain.users import USERS, PasswordChangeBody, UserJson
 from postroom.errors import AuthenticationFailed, BadRequest, NotFound, RateLimited
 
@@ -18,7 +18,21 @@ routes = Routes()
 class LoginBody(Body):
     """Credentials; `max_token_lifetime_s` may shorten the token's life (never lengthen it)."""
 
-    model_config = Body.model_config | {"strict": False}
+    model_config = Body.model_config | {
+        "strict": False,
+        "json_schema_extra": body_schema(
+            top={"required": ["username", "password"]},
+            username={"type": "string", "minLength": 1},
+            password={"type": "string"},
+            max_token_lifetime_s={
+                "anyOf": [
+                    {"type": "integer", "minimum": 1},
+                    {"type": "string", "pattern": r"^\s*0*[1-9][0-9]{0,17}\s*$"},
+                    {"type": "null"},
+                ]
+            },
+        ),
+    }
 
     username: str | None = None
     password: str | None = None

@@ -6,11 +6,13 @@ from __future__ import annotations
 from postroom.api.downloads import content_route
 from postroom.api.keys import intake
 from postroom.api.resource_routes import resource_routes
+from postroom.api.routes.uploads import JSON_OBJECT
 from postroom.api.routing import Call, Download, Files, Routes
 from postroom.api.upload_body import RequestBody, closes_when_refused
 from postroom.domain.documents import DOCUMENTS, DocumentJson
 from postroom.errors import (
     AccessForbidden,
+    InsufficientStorage,
     PayloadTooLarge,
     RequestTimeout,
     ServiceUnavailable,
@@ -35,12 +37,20 @@ content_route(
         fields={
             "metadata": "A JSON object: the document's metadata.",
             "parent": "The URL of the document this one was made from.",
-        }
+        },
+        single=True,
+        schemas={"metadata": JSON_OBJECT},
     ),
     status=201,
     idempotent=True,
     response=DocumentJson,
-    errors=(AccessForbidden, RequestTimeout, PayloadTooLarge, ServiceUnavailable),
+    errors=(
+        AccessForbidden,
+        RequestTimeout,
+        PayloadTooLarge,
+        ServiceUnavailable,
+        InsufficientStorage,
+    ),
 )
 @closes_when_refused
 async def create_document(call: Call) -> DocumentJson:

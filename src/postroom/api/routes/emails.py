@@ -6,6 +6,7 @@ from __future__ import annotations
 from postroom.api.downloads import content_route
 from postroom.api.keys import intake
 from postroom.api.resource_routes import resource_routes
+from postroom.api.routes.uploads import JSON_OBJECT, values_schema
 from postroom.api.routing import Call, Download, Files, Param, Routes
 from postroom.api.upload_body import RequestBody
 from postroom.domain import email_reports
@@ -15,9 +16,11 @@ from postroom.domain.tasks import TaskUrlJson
 from postroom.errors import (
     AccessForbidden,
     ConflictStatus,
+    InsufficientStorage,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    ServiceUnavailable,
 )
 
 routes = Routes()
@@ -27,7 +30,8 @@ routes = Routes()
 @routes.get(
     "/emails/counts",
     query=tuple(
-        Param(f.param, description="Filter, as for the list.") for f in EMAILS.listing.filters
+        Param(f.param, dict(f.value_schema()), "Filter, as for the list.")
+        for f in EMAILS.listing.filters
     ),
     response=EmailCountsJson,
 )
@@ -55,11 +59,20 @@ content_route(
         required=("recipient",),
         file_field="raw_message",
         raw=False,
+        single=True,
+        schemas={"metadata": JSON_OBJECT, "values": values_schema("^emails_import:.")},
     ),
     status=202,
     idempotent=True,
     response=TaskUrlJson,
-    errors=(AccessForbidden, ConflictStatus, RequestTimeout, PayloadTooLarge),
+    errors=(
+        AccessForbidden,
+        ConflictStatus,
+        RequestTimeout,
+        PayloadTooLarge,
+        ServiceUnavailable,
+        InsufficientStorage,
+    ),
 )
 async def import_email(call: Call) -> TaskUrlJson:
     """Import a raw message (admins): 202 with an `email_imported` task once it is stored."""

@@ -12,33 +12,62 @@ from aiohttp import web
 from postroom.api.pagination import page_request, pagination
 from postroom.api.routing import Call, Download, Param, Routes
 from postroom.domain.annotations import LISTING
+from postroom.domain.listing import MAX_PAGE_NUMBER, any_case, comma_list
 from postroom.errors import AccessForbidden, NotFound
 from postroom.export import queue_export
 from postroom.export.queue_export import MAX_EXPORT_PAGE_SIZE, MEDIA_TYPES, ExportRequest
+from postroom.export.table import META_COLUMNS
 
 log = logging.getLogger("postroom.export")
 
 FLUSH_BYTES = 64 * 1024
 PATH = "/queues/{id}/export"
+_FORMATS = f"^\\s*(?:{any_case(*MEDIA_TYPES)})?\\s*$"
+# What the document promises (the server takes more: any datapoint id as a column, any
+# delimiter but a line break or a quote, quote_none with an escape_char).
+_COLUMNS = {"type": "string", "pattern": comma_list("|".join(META_COLUMNS))}
 QUERY = (
-    Param("format", description="json, csv, xml or xlsx (else from Accept; default json)."),
-    Param("page", {"type": "integer", "minimum": 1}, "Page number (JSON is always paged)."),
+    Param(
+        "format",
+        {"type": "string", "pattern": _FORMATS},
+        "json, csv, xml or xlsx (else from Accept; default json).",
+    ),
+    Param(
+        "page",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NUMBER},
+        "Page number (JSON is always paged).",
+    ),
     Param(
         "page_size",
         {"type": "integer", "minimum": 1, "maximum": MAX_EXPORT_PAGE_SIZE},
         "Page size (default 20).",
     ),
-    Param("columns", description="CSV/XLSX: the datapoint ids and meta columns, in order."),
-    Param("prepend_columns", description="CSV/XLSX: columns before the others."),
-    Param("append_columns", description="CSV/XLSX: columns after the others."),
-    Param("delimiter", description="CSV: one character (default ,)."),
-    Param("quote_char", description='CSV: one character (default ").'),
-    Param("escape_char", description="CSV: one character."),
-    Param("quoting", description="CSV: quote_minimal, quote_none, quote_all, quote_non_numeric."),
-    Param("to_status", description="POST: move the confirmed ones to exporting or exported."),
+    Param("columns", _COLUMNS, "CSV/XLSX: the datapoint ids and meta columns, in order."),
+    Param("prepend_columns", _COLUMNS, "CSV/XLSX: columns before the others."),
+    Param("append_columns", _COLUMNS, "CSV/XLSX: columns after the others."),
+    Param(
+        "delimiter",
+        {"type": "string", "pattern": "^[,;|\t ]?$"},
+        "CSV: one character (default ,); not a line break, a quote or NUL.",
+    ),
+    Param(
+        "quote_char", {"type": "string", "pattern": "^[\"']?$"}, 'CSV: one character (default ").'
+    ),
+    Param("escape_char", {"type": "string", "pattern": "^\\\\?$"}, "CSV: one character."),
+    Param(
+        "quoting",
+        {"type": "string", "enum": ["", "quote_minimal", "quote_all", "quote_non_numeric"]},
+        "CSV: quote_minimal, quote_none (with an escape_char), quote_all, quote_non_numeric.",
+    ),
+)
+TO_STATUS = Param(
+    "to_status",
+    {"type": "string", "enum": ["", "exporting", "exported"]},
+    "Move the confirmed ones to exporting or exported.",
 )
 FILTERS = tuple(
-    Param(f.param, description="Filter, as on GET /annotations.") for f in LISTING.filters
+    Param(f.param, dict(f.value_schema()), "Filter, as on GET /annotations.")
+    for f in LISTING.filters
 )
 
 routes = Routes()
@@ -108,7 +137,9 @@ async def export_queue(call: Call) -> web.StreamResponse:
     return await _export(call, post=False)
 
 
-@routes.post(PATH, auth="basic", query=QUERY + FILTERS, response=DOWNLOAD, errors=ERRORS)
+@routes.post(
+    PATH, auth="basic", query=(*QUERY, TO_STATUS, *FILTERS), response=DOWNLOAD, errors=ERRORS
+)
 async def export_queue_moving(call: Call) -> web.StreamResponse:
     """Export a queue's annotations; `to_status` moves the confirmed ones on."""
     return await _export(call, post=True)

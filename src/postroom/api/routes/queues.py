@@ -11,13 +11,14 @@ from postroom.api.routing import Call, Param, Routes
 from postroom.domain import queue_copies, queue_deletion, queues
 from postroom.domain.queue_bodies import DuplicateBody, FromTemplateBody
 from postroom.domain.queues import QUEUES, QueueJson, RelatedCountsJson
+from postroom.durations import DURATION_PATTERN
 from postroom.errors import AccessForbidden, Conflict, ConflictStatus, NotFound
 
-ONE = r"/queues/{id:\d+}"
+ONE = r"/queues/{id:[0-9]+}"
 
 routes = Routes()
 resource_routes(
-    routes, "/queues", QUEUES, QueueJson, id_pattern=r":\d+", edits=("POST", "PUT", "PATCH")
+    routes, "/queues", QUEUES, QueueJson, id_pattern=r":[0-9]+", edits=("POST", "PUT", "PATCH")
 )
 
 
@@ -27,6 +28,7 @@ resource_routes(
     query=(
         Param(
             "delete_after",
+            {"type": "string", "pattern": DURATION_PATTERN + "|^$"},
             description="Delay before the queue is deleted, HH:MM:SS (default 24:00:00).",
         ),
     ),

@@ -12,7 +12,7 @@ from postroom.domain.schemas import SCHEMAS, SchemaBody, SchemaFromTemplateBody,
 from postroom.errors import AccessForbidden
 
 routes = Routes()
-resource_routes(routes, "/schemas", SCHEMAS, SchemaJson, id_pattern=r":\d+")
+resource_routes(routes, "/schemas", SCHEMAS, SchemaJson, id_pattern=r":[0-9]+")
 
 
 @routes.post("/schemas/validate", body=SchemaBody, response=dict[str, Any])

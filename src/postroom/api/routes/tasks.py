@@ -17,8 +17,9 @@ _TRUE = ("1", "true", "yes", "on")
     query=(
         Param(
             "no_redirect",
-            {"type": "boolean"},
-            "Answer the task even when it succeeded (`true`, `True`, `1`).",
+            {"type": "string"},
+            "Answer the task even when it succeeded: `true`, `yes`, `on` or `1` (any case); "
+            "anything else means false.",
         ),
     ),
     response=TaskJson,

@@ -3,6 +3,8 @@ service; HTTP Basic accepted, so integrations can post with `curl -u`), and uplo
 
 from __future__ import annotations
 
+from typing import Any
+
 from postroom.api.bodies import query_bool
 from postroom.api.keys import intake
 from postroom.api.resource_routes import resource_routes
@@ -14,6 +16,7 @@ from postroom.errors import (
     BadRequest,
     Conflict,
     ConflictStatus,
+    InsufficientStorage,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
@@ -21,15 +24,28 @@ from postroom.errors import (
 )
 
 routes = Routes()
+JSON_OBJECT = {"type": "object"}
+
+
+def values_schema(key_pattern: str) -> dict[str, Any]:
+    """`values`: keys matching `key_pattern`, each a string, number, boolean or null."""
+    return {
+        "type": "object",
+        "propertyNames": {"pattern": key_pattern},
+        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+    }
+
+
 resource_routes(routes, "/uploads", UPLOADS, UploadJson)
 
 UPLOAD_BODY = Files(
     fields={
         "metadata": "A JSON object: the metadata of every annotation created.",
         "values": "A JSON object: `upload:<key>` values offered to the datapoints.",
-    }
+    },
+    schemas={"metadata": JSON_OBJECT, "values": values_schema(".")},
 )
-# Refusals of any upload: the queue (404, 403, 409), the body (408, 413) and the disk (503).
+# Refusals of any upload: the queue (404, 403, 409), the body (408, 413) and the disk (503, 507).
 UPLOAD_ERRORS = (
     NotFound,
     AccessForbidden,
@@ -37,6 +53,7 @@ UPLOAD_ERRORS = (
     RequestTimeout,
     PayloadTooLarge,
     ServiceUnavailable,
+    InsufficientStorage,
 )
 
 
@@ -81,7 +98,12 @@ for path in ("/uploads", "/uploads/{filename}"):
         auth="basic",
         body=UPLOAD_BODY,
         query=(
-            Param("queue", description="The queue (URL or id).", required=True),
+            Param(
+                "queue",
+                {"type": "string", "pattern": r"^\s*[1-9][0-9]{0,8}/*\s*$"},
+                "The queue (its URL, or its id).",
+                required=True,
+            ),
             Param(
                 "reject_identical",
                 {"type": "boolean"},
