@@ -7,7 +7,6 @@ a client trickling a JSON body cannot hold a handler and its connection forever.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, TypeVar
 
 import pydantic

@@ -18,12 +18,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import pydantic
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
-from pydantic_core import core_schema
-
 from postroom.api.middleware.limits import EXEMPT_PATHS
 from postroom.api.openapi_refine import add_links, without_nul, without_null
+from postroom.api.openapi_schemas import PAGINATION_SCHEMA, REF, SchemaBook
 from postroom.api.routing import Download, Endpoint, Files, Param, Redirect
 from postroom.domain.listing import MAX_PAGE_NUMBER, Filter, Listing, ordering_pattern
 from postroom.errors import (
@@ -39,27 +36,6 @@ from postroom.urls import MAX_ID
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 # Text path parameters: a file name holds a non-digit (all digits name an id).
 _PATH_TEXT = {"filename": "^[^/]*[^/0-9][^/]*$"}
-_REF = "#/components/schemas/{model}"
-
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["detail", "code"],
-    "properties": {
-        "detail": {"type": "string", "description": "What was wrong: the field or the limit."},
-        "code": {"type": "string", "description": "Stable error code (bad_request, ...)."},
-        "url": {"type": "string", "description": "Documentation of the limit (429 only)."},
-    },
-}
-PAGINATION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["total", "total_pages", "next", "previous"],
-    "properties": {
-        "total": {"type": "integer", "minimum": 0},
-        "total_pages": {"type": "integer", "minimum": 0},
-        "next": {"type": ["string", "null"]},
-        "previous": {"type": ["string", "null"]},
-    },
-}
 _PAGE_PARAMS = (
     Param(
         "page",
@@ -82,50 +58,6 @@ _FILTER_KINDS = {
     "after": "timestamp, inclusive",
     "custom": "value",
 }
-
-
-class _WithoutDefaults(GenerateJsonSchema):
-    """Body fields default to "not sent" sentinels (an empty name, say) that are not valid values
-    themselves: the document leaves defaults out rather than show invalid ones."""
-
-    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
-        return self.generate_inner(schema["schema"])
-
-
-class SchemaBook:
-    """components/schemas: each declared type once, under its name."""
-
-    def __init__(self) -> None:
-        self.schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
-        self._names: dict[Any, str] = {}
-        self.requests: set[str] = set()  # the schemas request bodies use (with their $defs)
-
-    def ref(self, shape: Any, *, request: bool = False) -> dict[str, str]:
-        name = self._names.get(shape)
-        if name is None:
-            name = getattr(shape, "__name__", "Object").removesuffix("Json")
-            while name in self.schemas:
-                name += "_"
-            self._names[shape] = name
-            schema = pydantic.TypeAdapter(shape).json_schema(
-                ref_template=_REF, schema_generator=_WithoutDefaults
-            )
-            defs = schema.pop("$defs", {})
-            for def_name, definition in defs.items():
-                self.schemas.setdefault(def_name, definition)
-            self.schemas[name] = schema
-            if request:
-                self.requests.update([name, *defs])
-        return {"$ref": _REF.format(model=name)}
-
-    def partial(self, shape: Any) -> dict[str, str]:
-        """The shape with every property optional: what an answer trimmed by `fields` is."""
-        full = _REF.format(model="")
-        name = self.ref(shape)["$ref"].removeprefix(full) + "Fields"
-        if name not in self.schemas:
-            whole = self.schemas[name.removesuffix("Fields")]
-            self.schemas[name] = {k: v for k, v in whole.items() if k != "required"}
-        return {"$ref": _REF.format(model=name)}
 
 
 def _template(path: str) -> str:
@@ -250,7 +182,7 @@ def _request_body(endpoint: Endpoint, book: SchemaBook) -> dict[str, Any] | None
         book.schemas.setdefault(form_name, without_null(book.schemas[name]))
         book.requests.add(form_name)
         content["application/x-www-form-urlencoded"] = {
-            "schema": {"$ref": _REF.format(model=form_name)}
+            "schema": {"$ref": REF.format(model=form_name)}
         }
     required = bool(book.schemas[name].get("required"))
     return {"required": required, "content": content}

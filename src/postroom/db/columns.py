@@ -30,3 +30,22 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
 
 
 JSONType: Any = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def id_column() -> sa.Column[int]:
+    """The integer primary key `id`."""
+    return sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)
+
+
+def foreign_key(
+    name: str, target: str, *, nullable: bool = True, ondelete: str = "SET NULL"
+) -> sa.Column[int]:
+    return sa.Column(name, sa.Integer, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable)
+
+
+def json_column(name: str, *, default: object) -> sa.Column[object]:
+    return sa.Column(name, JSONType, nullable=default is None, default=default)
+
+
+def timestamp(name: str, *, nullable: bool = True) -> sa.Column[object]:
+    return sa.Column(name, UTCDateTime(), nullable=nullable)

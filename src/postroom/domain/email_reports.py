@@ -17,7 +17,8 @@ from typing_extensions import TypedDict
 from postroom.clock import utcnow
 from postroom.db import tables as t
 from postroom.domain.access import Actor, require_visible_queue
-from postroom.domain.emails import EMAILS, E, kept_documents
+from postroom.domain.email_filters import kept_documents
+from postroom.domain.emails import EMAILS, E
 from postroom.domain.resources import Body
 from postroom.fields import REFERENCES_SCHEMA
 from postroom.runtime import Runtime

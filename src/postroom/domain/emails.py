@@ -19,8 +19,16 @@ from typing_extensions import TypedDict
 
 from postroom.clock import iso
 from postroom.db import tables as t
-from postroom.domain.access import Actor, visible_queues_clause
-from postroom.domain.listing import IDS_PATTERN, Filter, Listing, any_case, apply_filters
+from postroom.domain.access import Actor
+from postroom.domain.email_filters import (
+    YES_OR_NO_SCHEMA,
+    address_in,
+    from_email,
+    has_documents,
+    has_message_id_conflict,
+    with_documents,
+)
+from postroom.domain.listing import IDS_PATTERN, Filter, Listing, apply_filters
 from postroom.domain.resources import Body, EditableResource
 from postroom.domain.stored_files import StoredBytes, stored_bytes
 from postroom.errors import BadRequest
@@ -156,47 +164,6 @@ class EmailPatch(Body):
     metadata: Annotated[Any, WithJsonSchema({"type": "object"})] = None
     labels: Annotated[Any, WithJsonSchema({"type": "array", "items": {"type": "string"}})] = None
     parent: Annotated[Any, WithJsonSchema(OPTIONAL_REFERENCE_SCHEMA)] = None
-
-
-def kept_documents() -> sa.Exists:
-    d = t.documents.c
-    return sa.exists().where(d.email_id == E.id, d.attachment_status.is_(None))
-
-
-_HAS_DOCUMENTS = {
-    "type": "string",
-    "pattern": f"^\\s*(?:{any_case('true', 'yes', 'false', 'no')}|1|0)\\s*$|^$",
-}
-
-
-def _has_documents(raw: str) -> sa.ColumnElement[bool]:
-    wanted = raw.strip().lower() in ("true", "1", "yes")
-    if raw.strip().lower() not in ("true", "1", "yes", "false", "0", "no"):
-        raise BadRequest(f"has_documents: expected true or false, got {raw!r}.")
-    return kept_documents() if wanted else ~kept_documents()
-
-
-def _flagged(raw: str) -> sa.ColumnElement[bool]:
-    wanted = raw.strip().lower()
-    if wanted not in ("true", "1", "yes", "false", "0", "no"):
-        raise BadRequest(f"has_message_id_conflict: expected true or false, got {raw!r}.")
-    conflict = E.message_id_conflict_id
-    return conflict.is_not(None) if wanted in ("true", "1", "yes") else conflict.is_(None)
-
-
-def _with_documents(raw: str) -> sa.ColumnElement[bool]:
-    d = t.documents.c
-    return sa.exists().where(d.email_id == E.id, Filter("documents", d.id).clause(raw))
-
-
-def _address_in(raw: str) -> sa.ColumnElement[bool]:
-    # JSON lists of {"email", "name"}; both dialects render a string value in double quotes.
-    needle = f'"{raw.strip().lower()}"'
-    return sa.func.lower(sa.cast(E.to, sa.Text)).contains(needle, autoescape=True)
-
-
-def _from_email(raw: str) -> sa.ColumnElement[bool]:
-    return sa.func.lower(E.from_email) == raw.strip().lower()
 
 
 async def _children(conn: AsyncConnection, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -336,20 +303,22 @@ class Emails(EditableResource[EmailJson, EmailPatch]):
             Filter("parent", E.parent_id),
             Filter("type", E.type, "strs"),
             Filter("subject", E.subject, "icontains"),
-            Filter("from__email", E.from_email, "custom", _from_email),
+            Filter("from__email", E.from_email, "custom", from_email),
             Filter("from__name", E.from_name, "icontains"),
-            Filter("to", E.to, "custom", _address_in),
+            Filter("to", E.to, "custom", address_in),
             Filter("created_at_before", E.created_at, "before"),
             Filter("created_at_after", E.created_at, "after"),
             Filter("last_thread_email_created_at_before", E.created_at, "before"),
             Filter("last_thread_email_created_at_after", E.created_at, "after"),
-            Filter("has_documents", None, "custom", _has_documents, _HAS_DOCUMENTS),
-            Filter("has_message_id_conflict", None, "custom", _flagged),
+            Filter("has_documents", None, "custom", has_documents, YES_OR_NO_SCHEMA),
+            Filter(
+                "has_message_id_conflict", None, "custom", has_message_id_conflict, YES_OR_NO_SCHEMA
+            ),
             Filter(
                 "documents",
                 None,
                 "custom",
-                _with_documents,
+                with_documents,
                 {"type": "string", "pattern": IDS_PATTERN},
             ),
         ),

@@ -23,7 +23,15 @@ from typing_extensions import TypedDict
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
 from postroom.domain.access import Actor
-from postroom.domain.listing import Filter, Listing, comma_list, linked
+from postroom.domain.hook_events import (
+    CONFIG_SHAPES,
+    EVENT_PATTERN,
+    EVENTS_SCHEMA,
+    HOOK_TYPES,
+    check_config,
+    normalize_events,
+)
+from postroom.domain.listing import Filter, Listing, linked
 from postroom.domain.relations import ids_by_owner, require_queues
 from postroom.domain.resources import (
     Body,
@@ -47,23 +55,6 @@ from postroom.urls import Urls
 
 h, qh = t.hooks, t.queue_hooks
 
-# Every `event.action` of the reference (and of the official SDK), by event.
-EVENT_ACTIONS: dict[str, tuple[str, ...]] = {
-    "annotation_status": ("changed",),
-    "annotation_content": (
-        "initialize",
-        "started",
-        "user_update",
-        "updated",
-        "confirm",
-        "export",
-    ),
-    "upload": ("created",),
-    "email": ("received",),
-    "invocation": ("scheduled", "manual", "interface"),
-}
-HOOK_TYPES = ("webhook", "function")
-FUNCTION_RUNTIMES = ("nodejs22.x", "python3.12")
 # The columns a body sets as they are sent.
 _PLAIN_FIELDS = (
     "name",
@@ -77,50 +68,16 @@ _PLAIN_FIELDS = (
 )
 
 
-_EVENTS = "|".join(
-    [*(f"{e}\\.{a}" for e, actions in EVENT_ACTIONS.items() for a in actions), *EVENT_ACTIONS]
-)
-
-
-# What `check_config` takes: a webhook's http(s) URL, a function's runtime and code; or neither
-# `type` nor `config` sent (a change of other fields).
-_CONFIG_SHAPES = [
-    {
-        "required": ["config"],
-        "properties": {
-            "type": {"const": "webhook"},
-            "config": {
-                "type": "object",
-                "required": ["url"],
-                "properties": {"url": {"type": "string", "pattern": "^https?://"}},
-            },
-        },
-    },
-    {
-        "required": ["type", "config"],
-        "properties": {
-            "type": {"const": "function"},
-            "config": {
-                "type": "object",
-                "required": ["runtime", "code"],
-                "properties": {
-                    "runtime": {"enum": list(FUNCTION_RUNTIMES)},
-                    "code": {"type": "string"},
-                },
-            },
-        },
-    },
-    {"properties": {"type": False, "config": False}},
-]
-
-
 class HookBody(Body):
     model_config = Body.model_config | {
         "json_schema_extra": body_schema(
-            top={"anyOf": _CONFIG_SHAPES},
+            top={"anyOf": CONFIG_SHAPES},
             type={"type": "string", "enum": ["webhook", "function"]},
             token_owner=OPTIONAL_REFERENCE_SCHEMA,
-            events={"type": "array", "items": {"type": "string", "pattern": f"^(?:{_EVENTS})$"}},
+            events={
+                "type": "array",
+                "items": {"type": "string", "pattern": f"^(?:{EVENT_PATTERN})$"},
+            },
         )
     }
 
@@ -167,34 +124,6 @@ class HookJson(TypedDict):
     created_at: Timestamp
     modified_by: OptionalUrl
     modified_at: Timestamp
-
-
-def normalize_events(events: list[str]) -> list[str]:
-    """Each event checked, whole events expanded to their actions, duplicates dropped."""
-    found: list[str] = []
-    for event in events:
-        name, _, action = event.partition(".")
-        actions = EVENT_ACTIONS.get(name)
-        if actions is None or (action and action not in actions):
-            raise BadRequest(f"events: unknown event {event!r}.")
-        found += [f"{name}.{a}" for a in ((action,) if action else actions)]
-    return list(dict.fromkeys(found))
-
-
-def check_config(kind: str, config: JsonObject) -> None:
-    """A webhook needs an http(s) URL to call; a function a known runtime and its code."""
-    if kind == "webhook":
-        url = config.get("url")
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise BadRequest("config.url: a webhook needs an http(s) URL to call.")
-    else:
-        if config.get("runtime") not in FUNCTION_RUNTIMES:
-            raise BadRequest(f"config.runtime: must be one of {', '.join(FUNCTION_RUNTIMES)}.")
-        if not isinstance(config.get("code"), str):
-            raise BadRequest("config.code: a function needs its source code as a string.")
-
-
-_EVENTS_SCHEMA = {"type": "string", "pattern": comma_list(f"(?:{_EVENTS})")}
 
 
 def _listening_to(raw: str) -> sa.ColumnElement[bool]:
@@ -291,7 +220,7 @@ class Hooks(EditableResource[HookJson, HookBody]):
             Filter("type", h.c.type, "strs"),
             Filter("active", h.c.active, "bool"),
             linked("queue", h.c.id, qh.c.hook_id, qh.c.queue_id),
-            Filter("events", kind="custom", build=_listening_to, schema=_EVENTS_SCHEMA),
+            Filter("events", kind="custom", build=_listening_to, schema=EVENTS_SCHEMA),
             Filter("config_url", kind="custom", build=_calling),
         ),
         ordering={"id": h.c.id, "name": h.c.name, "type": h.c.type, "active": h.c.active},

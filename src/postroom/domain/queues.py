@@ -22,7 +22,7 @@ from typing_extensions import TypedDict
 
 from postroom.clock import iso, utcnow
 from postroom.db import tables as t
-from postroom.domain.access import Actor, visible_queues_clause
+from postroom.domain.access import Actor
 from postroom.domain.listing import IDS_PATTERN, Filter, Listing, any_case, comma_list
 from postroom.domain.queue_bodies import QueueBody, QueueChange, check_engines, default_workspace
 from postroom.domain.relations import ids_by_owner

@@ -12,9 +12,8 @@ from __future__ import annotations
 import errno
 import re
 
-from postroom.errors import ConflictStatus
-from postroom.intake.mail_auth import MailDeferred, MailRefused
 from postroom.errors import ConflictStatus, InsufficientStorage, UnreadableMessage
+from postroom.intake.mail_auth import MailDeferred, MailRefused
 
 # 2xx
 OK = "250 2.0.0 OK"
