@@ -8,6 +8,7 @@ so a page shows exactly what that user could read through the API. Every list pa
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -19,6 +20,7 @@ from postroom.domain import mail_log, operations, upload_log
 from postroom.domain.access import Actor
 from postroom.domain.documents import DOCUMENTS
 from postroom.domain.hooks import HOOKS
+from postroom.domain.listing import Page
 from postroom.errors import NotFound
 from postroom.status import AnnotationStatus
 
@@ -50,53 +52,54 @@ async def overview(request: web.Request, who: Actor) -> web.StreamResponse:
     )
 
 
+def _list_page(
+    request: web.Request,
+    page: Page[Any],
+    template: str,
+    title: str,
+    filters: tuple[str, ...],
+    **context: Any,
+) -> web.StreamResponse:
+    """A paged, filtered list: its rows as `items`, the pager and the filter form's values."""
+    return render(
+        request,
+        template,
+        {
+            "title": title,
+            "items": page.items,
+            "pager": pager(request, page),
+            "filters": filters_of(request, filters),
+            **context,
+        },
+    )
+
+
 async def mail(request: web.Request, who: Actor) -> web.StreamResponse:
     rt = runtime(request)
     page = await mail_log.page_of(rt.db, who, request.query, page_request(request.query))
-    return render(
-        request,
-        "mail.html",
-        {
-            "title": "Mail log",
-            "entries": page.items,
-            "pager": pager(request, page),
-            "filters": filters_of(request, ("sender", "client", "outcome", "queue")),
-        },
+    return _list_page(
+        request, page, "mail.html", "Mail log", ("sender", "client", "outcome", "queue")
     )
 
 
 async def uploads(request: web.Request, who: Actor) -> web.StreamResponse:
-    page = await upload_log.page_of(
-        runtime(request), who, request.query, page_request(request.query)
-    )
-    return render(
-        request,
-        "uploads.html",
-        {
-            "title": "Uploads",
-            "uploads": page.items,
-            "pager": pager(request, page),
-            "filters": filters_of(request, ("user", "queue", "channel")),
-        },
-    )
+    rt = runtime(request)
+    page = await upload_log.page_of(rt, who, request.query, page_request(request.query))
+    return _list_page(request, page, "uploads.html", "Uploads", ("user", "queue", "channel"))
 
 
 async def failed(request: web.Request, who: Actor) -> web.StreamResponse:
-    page = await operations.failures(
-        runtime(request), who, request.query, page_request(request.query)
-    )
-    return render(
+    rt = runtime(request)
+    page = await operations.failures(rt, who, request.query, page_request(request.query))
+    return _list_page(
         request,
+        page,
         "failed.html",
-        {
-            "title": "Failed",
-            "failures": page.items,
-            "pager": pager(request, page),
-            "filters": filters_of(request, ("status", "queue", "file_name")),
-            "can_retry": who.sees_all_queues,
-            "retried": request.query.get("retried", ""),
-            "skipped": request.query.get("skipped", ""),
-        },
+        "Failed",
+        ("status", "queue", "file_name"),
+        can_retry=who.sees_all_queues,
+        retried=request.query.get("retried", ""),
+        skipped=request.query.get("skipped", ""),
     )
 
 
