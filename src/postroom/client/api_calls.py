@@ -47,10 +47,6 @@ def detail_of(body: Any) -> str:
     return str(body)[:200]
 
 
-def _code_of(body: Any) -> str:
-    return str(body.get("code", "")) if isinstance(body, dict) else ""
-
-
 @dataclass
 class Client:
     """The API calls the uploader makes, with retries on 429/5xx and connection errors."""
@@ -235,7 +231,7 @@ async def upload_file(
         return _form(outcome.path, target.metadata, target.values, counted)
 
     status, body = await client.request("POST", target.path, make_data=make_data)
-    if status == 409 and target.reject_identical and _code_of(body) == "conflict":
+    if target.reject_identical and _identical(status, body):
         existing = await client.identical_in_queue(detail_of(body), target.queue)
         if existing is not None:
             outcome.annotation_url, outcome.document_url = existing
@@ -249,6 +245,12 @@ async def upload_file(
             on_bytes(-sent)  # the progress counts the bytes of files that got in
 
 
+def _identical(status: int, body: Any) -> bool:
+    """A 409 of `reject_identical`: these bytes under this name are there already (the other
+    409, `conflict_status` too, says the queue takes no documents)."""
+    return status == 409 and detail_of(body).startswith("reject_identical")
+
+
 def _judge(client: Client, outcome: Outcome, target: UploadTarget, status: int, body: Any) -> None:
     if status == 202 and isinstance(body, dict) and body.get("results"):
         first = body["results"][0]
@@ -256,18 +258,18 @@ def _judge(client: Client, outcome: Outcome, target: UploadTarget, status: int, 
         outcome.annotation_url, outcome.document_url = first["annotation"], first["document"]
         outcome.task_url = body.get("url")
         return
-    code, detail = _code_of(body), detail_of(body)
+    detail = detail_of(body)
     if status == 0:
         raise client.unreachable(body)
     if status == 401:
         raise refused(f"credentials refused (HTTP 401): {detail}")
     if status in (403, 404):
         raise refused(f"queue {target.queue}: upload refused (HTTP {status}): {detail}")
-    if status == 409 and code == "conflict_status":
-        raise refused(f"queue {target.queue}: {detail}")
-    if status == 409 and target.reject_identical:
+    if target.reject_identical and _identical(status, body):
         outcome.result, outcome.ok = ALREADY, True
         outcome.detail = "the server has these bytes under this name already"
+    elif status == 409:  # the queue takes no documents (inactive, being deleted)
+        raise refused(f"queue {target.queue}: {detail}")
     elif status == 413:
         outcome.result, outcome.detail = "skipped", f"server limit: {detail}"
     else:
