@@ -93,13 +93,17 @@ class Client:
             raise refused(f"login refused for user {username!r} (HTTP {status}): {detail_of(body)}")
         self.headers = {"Authorization": f"Bearer {body['key']}"}
 
-    async def check_queue(self, queue: int) -> dict[str, Any]:
-        """The queue, once: unknown, invisible, inactive or unauthenticated stops the run here."""
-        status, body = await self.request("GET", f"/api/v1/queues/{queue}")
+    def stop_unless_answered(self, status: int, body: Any) -> None:
+        """No answer at all (unreachable) or 401 (credentials refused) ends the whole run."""
         if status == 0:
             raise self.unreachable(body)
         if status == 401:
             raise refused(f"credentials refused (HTTP 401): {detail_of(body)}")
+
+    async def check_queue(self, queue: int) -> dict[str, Any]:
+        """The queue, once: unknown, invisible, inactive or unauthenticated stops the run here."""
+        status, body = await self.request("GET", f"/api/v1/queues/{queue}")
+        self.stop_unless_answered(status, body)
         if status in (403, 404):
             raise refused(f"queue {queue} not found, or not visible to this user (HTTP {status})")
         if status != 200 or not isinstance(body, dict):
@@ -137,10 +141,7 @@ class Client:
             chunk = wanted[start : start + LIST_BATCH]
             query = f"?id={','.join(chunk)}&page_size={LIST_BATCH}"
             status, body = await self.request("GET", "/api/v1/annotations" + query)
-            if status == 0:
-                raise self.unreachable(body)
-            if status == 401:
-                raise refused(f"credentials refused (HTTP 401): {detail_of(body)}")
+            self.stop_unless_answered(status, body)
             if status != 200 or not isinstance(body, dict):
                 continue
             answered += chunk
@@ -259,10 +260,7 @@ def _judge(client: Client, outcome: Outcome, target: UploadTarget, status: int, 
         outcome.task_url = body.get("url")
         return
     detail = detail_of(body)
-    if status == 0:
-        raise client.unreachable(body)
-    if status == 401:
-        raise refused(f"credentials refused (HTTP 401): {detail}")
+    client.stop_unless_answered(status, body)
     if status in (403, 404):
         raise refused(f"queue {target.queue}: upload refused (HTTP {status}): {detail}")
     if target.reject_identical and _identical(status, body):
