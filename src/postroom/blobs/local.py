@@ -22,6 +22,7 @@ import os
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -111,7 +112,7 @@ class BlobWriter:
         finally:
             self._file.close()
         key = self.key
-        self.created_ns = _place(self._temp, self._store.path_of(key))
+        self.created_ns = self._store.place(self._temp, key)
         return key
 
     def read_blocking(self) -> bytes:
@@ -152,25 +153,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _place(temp: Path, final: Path) -> int | None:
-    """Move `temp` to `final`; the new blob's mtime (ns), or None when it already existed."""
-    if final.exists():
-        # Same content already stored (content addressing): keep the old one. Its writer may
-        # not have fsynced the directory yet, so do it here before our record relies on it.
-        temp.unlink(missing_ok=True)
-        # A fresh mtime marks the blob as claimed again, so the orphan sweep (which only takes
-        # blobs idle for an hour) cannot remove it before our record commits.
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(final)
-        _fsync_dir(final.parent)
-        return None
-    if not final.parent.is_dir():
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _fsync_dir(final.parent.parent)
-    os.replace(temp, final)
-    # The rename is durable only once the directory entry is on disk.
-    _fsync_dir(final.parent)
-    return os.stat(final).st_mtime_ns
+# `place`'s record of a blob stored again by another writer (never an mtime).
+RECLAIMED = -1
+# Claims remembered; a request in flight longer than this many placements keeps its orphan.
+MAX_CLAIMS = 16384
 
 
 class LocalBlobStore:
@@ -187,6 +173,40 @@ class LocalBlobStore:
                 made = True
         if made:
             _fsync_dir(self.root)
+        # Blobs this process created lately, by key: their mtime at creation, or RECLAIMED once
+        # another writer stored the same bytes. `place` and `forget` decide under `_claims_lock`,
+        # so a failed request never removes a blob a concurrent request has just relied on.
+        self._claims_lock = threading.Lock()
+        self._claims: OrderedDict[str, int] = OrderedDict()
+
+    def place(self, temp: Path, key: str) -> int | None:
+        """Move the fsynced `temp` into place as blob `key`; the new blob's mtime (ns), or None
+        when the same bytes were stored already (blocking: run in a worker thread)."""
+        final = self.path_of(key)
+        with self._claims_lock:
+            if final.exists():
+                # Same content already stored (content addressing): keep the old one. A fresh
+                # mtime marks it claimed again, so the orphan sweep (which only takes blobs idle
+                # for an hour) and another process's `forget` leave it alone.
+                with contextlib.suppress(FileNotFoundError):
+                    os.utime(final)
+                self._claim(key, RECLAIMED)
+                created_ns = None
+            else:
+                os.replace(temp, final)
+                created_ns = os.stat(final).st_mtime_ns
+                self._claim(key, created_ns)
+        temp.unlink(missing_ok=True)
+        # The rename (or the earlier writer's) is durable only once the directory entry is on
+        # disk: the earlier writer may not have fsynced it yet, and our record will rely on it.
+        _fsync_dir(final.parent)
+        return created_ns
+
+    def _claim(self, key: str, value: int) -> None:
+        self._claims[key] = value
+        self._claims.move_to_end(key)
+        while len(self._claims) > MAX_CLAIMS:  # forgotten claims only keep an orphan (swept)
+            self._claims.popitem(last=False)
 
     def open_writer(self) -> BlobWriter:
         return BlobWriter(self)
@@ -205,11 +225,15 @@ class LocalBlobStore:
 
     def forget(self, key: str, created_ns: int) -> None:
         """Remove a blob this process just created for records that then failed to commit,
-        unless it was claimed again since (another writer of the same bytes touches its mtime)."""
+        unless it was claimed again since: by a writer of this process (`place` recorded it) or
+        of another one (it touched the mtime). When in doubt the blob stays, an orphan the sweep
+        removes later; a blob someone relies on is never removed."""
         path = self.path_of(key)
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_mtime_ns == created_ns:
-                path.unlink()
+        with self._claims_lock, contextlib.suppress(FileNotFoundError):
+            if self._claims.get(key) != created_ns or os.stat(path).st_mtime_ns != created_ns:
+                return
+            path.unlink()
+            del self._claims[key]
 
     def idle_keys(self, idle_s: float) -> list[str]:
         """Keys of blobs not written or reused for `idle_s` seconds (blocking: run in a thread)."""
