@@ -4,12 +4,12 @@ per transaction once its reply is known, and never waits for the write nor fails
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from postroom.domain.mail_log import MailLogEntry, record
 from postroom.intake.accept import KeptFile
+from postroom.intake.detached import Detached
 from postroom.runtime import Runtime
 
 log = logging.getLogger("postroom.smtp")
@@ -36,16 +36,13 @@ class MailJournal:
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._writes = Detached()
 
     def write(self, entry: MailLogEntry) -> None:
-        task = asyncio.get_running_loop().create_task(self._write(entry))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._writes.start(self._write(entry))
 
     async def drain(self, grace_s: float) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        await self._writes.drain(grace_s)
 
     async def _write(self, entry: MailLogEntry) -> None:
         try:

@@ -25,7 +25,6 @@ Sending happens after the mail was committed and answered: a slow or dead relay 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ import sqlalchemy as sa
 
 from postroom.clock import utcnow
 from postroom.db import tables as t
+from postroom.intake.detached import Detached
 from postroom.intake.senders import is_bounce_address
 from postroom.ratelimit import SlidingWindows
 from postroom.runtime import Runtime
@@ -137,29 +137,24 @@ def notice_for(
 class Notifier:
     """Sends notices in the background and records their outcome."""
 
-    def __init__(self, services: Runtime) -> None:
-        self._services = services
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._per_sender = SlidingWindows(
-            services.settings.smtp.notices_per_sender_per_hour, 3600.0
-        )
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._sends = Detached()
+        self._per_sender = SlidingWindows(rt.settings.smtp.notices_per_sender_per_hour, 3600.0)
 
     def allow(self, sender: str) -> bool:
         """Count one notice answering mail of `sender`; False when its hourly share is used."""
         return self._per_sender.allow(sender.strip().lower())
 
     def schedule(self, notice: Notice) -> None:
-        task = asyncio.get_running_loop().create_task(self._send(notice))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._sends.start(self._send(notice))
 
     async def drain(self, grace_s: float) -> None:
         """Wait (bounded) for notices in flight; used at shutdown."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_s)
+        await self._sends.drain(grace_s)
 
     def _message(self, notice: Notice) -> EmailMessage:
-        smtp = self._services.settings.smtp
+        smtp = self._rt.settings.smtp
         sender = smtp.notification_from or f"postroom-noreply@{smtp.domain}"
         message = EmailMessage()
         message["From"] = formataddr(("Postroom", sender))
@@ -181,7 +176,7 @@ class Notifier:
         return message
 
     async def _send(self, notice: Notice) -> None:
-        smtp = self._services.settings.smtp
+        smtp = self._rt.settings.smtp
         try:
             await aiosmtplib.send(
                 self._message(notice),
@@ -199,7 +194,7 @@ class Notifier:
             log.warning("notification for email %s not sent: %r", notice.email_id, error)
             status = f"failed: {type(error).__name__}"[:64]
         try:
-            async with self._services.db.transaction() as conn:
+            async with self._rt.db.transaction() as conn:
                 await conn.execute(
                     sa.update(t.emails)
                     .where(t.emails.c.id == notice.email_id)
