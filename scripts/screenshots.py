@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
-import os
-import shutil
 import smtplib
 import sys
 import tempfile
@@ -19,33 +16,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import aiohttp
-from playwright.async_api import Page, async_playwright
-from pypdf import PdfWriter
 
 from postroom.app import Service
 from postroom.config import load_settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests package
+from tests.browser_support import browser_page
+from tests.pipeline_support import make_pdf
+
 USER, PASSWORD = "admin", "screenshots-admin-password"
-CHROMIUM = os.environ.get("POSTROOM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def pdf(pages: int = 1) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=595, height=842)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def send_mail(port: int, to: str, sender: str, files: list[tuple[str, bytes, str]]) -> None:
@@ -72,12 +51,16 @@ async def feed(base: str, smtp_port: int) -> None:
         async with http.get(api + "/inboxes/1", headers=auth) as response:
             inbox = (await response.json())["email"]
         mails = [
-            (inbox, "billing@supplier.example", [("INV-2026-0042.pdf", pdf(2), "application/pdf")]),
+            (
+                inbox,
+                "billing@supplier.example",
+                [("INV-2026-0042.pdf", make_pdf(2), "application/pdf")],
+            ),
             (
                 inbox,
                 "ap@acme.example",
                 [
-                    ("scan.pdf", pdf(), "application/pdf"),
+                    ("scan.pdf", make_pdf(), "application/pdf"),
                     ("logo.exe", b"MZ" * 40, "application/octet-stream"),
                 ],
             ),
@@ -85,12 +68,12 @@ async def feed(base: str, smtp_port: int) -> None:
         ]
         for to, sender, files in mails:
             await asyncio.to_thread(send_mail, smtp_port, to, sender, files)
-        for files in (
-            [("receipt-march.pdf", pdf(1)), ("receipt-april.pdf", pdf(3))],
+        for upload in (
+            [("receipt-march.pdf", make_pdf(1)), ("receipt-april.pdf", make_pdf(3))],
             [("corrupt.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 200)],
         ):
             form = aiohttp.FormData()
-            for name, data in files:
+            for name, data in upload:
                 form.add_field("content", data, filename=name)
             async with http.post(api + "/uploads?queue=1", data=form, headers=auth) as response:
                 assert response.status == 202, await response.text()
@@ -107,9 +90,7 @@ async def feed(base: str, smtp_port: int) -> None:
 
 
 async def shoot(base: str, out: Path) -> None:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page: Page = await browser.new_page(viewport={"width": 1280, "height": 760})
+    async with browser_page((1280, 760)) as page:
         await page.goto(base + "/login")
         await page.screenshot(path=str(out / "login.png"))
         await page.fill('input[name="username"]', USER)
@@ -126,7 +107,6 @@ async def shoot(base: str, out: Path) -> None:
         ):
             await page.goto(base + path)
             await page.screenshot(path=str(out / f"{name}.png"), full_page=True)
-        await browser.close()
 
 
 async def main(out: Path) -> None:
