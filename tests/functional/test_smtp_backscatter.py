@@ -6,7 +6,6 @@ authorizes the loopback by SPF, so the suite's usual sender is authenticated).""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 
 import pytest
@@ -14,20 +13,6 @@ import pytest
 from tests.conftest import RunningServer
 from tests.dns_support import shared_dns, unique_domain
 from tests.smtp_support import Relay, emails, inbox_address, message, send, wait_for
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    started = await Relay().start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
-async def relayed(server_factory, relay: Relay) -> RunningServer:  # type: ignore[no-untyped-def]
-    return await server_factory(  # type: ignore[no-any-return]
-        POSTROOM_SMTP_RELAY_HOST="127.0.0.1", POSTROOM_SMTP_RELAY_PORT=str(relay.port)
-    )
 
 
 async def _statuses(server: RunningServer, count: int) -> list[str]:

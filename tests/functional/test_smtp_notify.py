@@ -3,10 +3,7 @@ outbound relay is a real SMTP server run by the test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
-
-import pytest
 
 from postroom.db import tables as t
 from tests.conftest import RunningServer
@@ -23,21 +20,6 @@ from tests.smtp_support import (
     set_queue,
     wait_for,
 )
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    started = await Relay().start()
-    yield started
-    await started.stop()
-
-
-@pytest.fixture
-async def relayed(server_factory, relay: Relay) -> RunningServer:  # type: ignore[no-untyped-def]
-    """A Postroom whose outbound relay is the test's SMTP server."""
-    return await server_factory(  # type: ignore[no-any-return]
-        POSTROOM_SMTP_RELAY_HOST="127.0.0.1", POSTROOM_SMTP_RELAY_PORT=str(relay.port)
-    )
 
 
 async def _status(server: RunningServer) -> str | None:
