@@ -348,3 +348,22 @@ async def test_delete_an_annotation_from_its_document_page(
         _, page, _ = await browser.get(response.headers["Location"])
         assert "Deleted annotation" in page and "delete-one" not in page
     assert (await admin.get(f"/annotations/{annotation_id}"))[1]["status"] == "deleted"
+
+
+async def test_unicode_digits_and_huge_numbers_in_console_urls_are_not_ids(
+    server: RunningServer,
+) -> None:
+    """`²`, `٣` and a 30-digit page are not numbers to the console: the default page, or 404 —
+    never a 500 and never document 3."""
+    async with console(server) as browser:
+        await browser.login(ADMIN_USER, ADMIN_PASSWORD)
+        for path in ("/uploads?page=%C2%B2", "/mail?page_size=%D9%A3", "/failed?page=" + "9" * 30):
+            status, page, _ = await browser.get(path)
+            assert status == 200, (path, page[:200])
+        status, _, _ = await browser.get("/documents/%D9%A3")
+        assert status == 404
+        status, page, _ = await browser.get("/failed")
+        status, _, _ = await browser.post(
+            "/failed/retry", {"annotation": "\u0663", "csrf_token": csrf_of(page)}
+        )
+        assert status == 400

@@ -101,7 +101,7 @@ def dns_server_addresses(value: str) -> list[tuple[str, int]]:
             ipaddress.ip_address(host)
         except ValueError:
             raise ValueError(f"{entry!r} is not an IP address[:port]") from None
-        if port and not (port.isdigit() and 0 < int(port) < 65536):
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
             raise ValueError(f"{entry!r} has a bad port")
         servers.append((host, int(port) if port else 53))
     return servers

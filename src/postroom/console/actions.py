@@ -22,6 +22,7 @@ from postroom.domain import operations, review
 from postroom.domain.access import Actor
 from postroom.errors import BadRequest, NotFound
 from postroom.status import AnnotationStatus
+from postroom.urls import digits
 
 MAX_RETRY_IDS = 500
 
@@ -77,7 +78,7 @@ async def retry(request: web.Request, who: Actor) -> web.StreamResponse:
     await require_csrf(request)
     form = await request.post()
     raw = [v for v in form.getall("annotation", []) if isinstance(v, str)]
-    if not raw or len(raw) > MAX_RETRY_IDS or not all(v.isdigit() and len(v) < 18 for v in raw):
+    if not raw or len(raw) > MAX_RETRY_IDS or not all(digits(v) and len(v) < 18 for v in raw):
         raise BadRequest(f"Select between 1 and {MAX_RETRY_IDS} failed annotations to retry.")
     done = await operations.retry(runtime(request), who, [int(v) for v in raw])
     summary = {
@@ -92,11 +93,11 @@ async def delete_annotation(request: web.Request, who: Actor) -> web.StreamRespo
     annotators and up, in their queues; then back to its document's page."""
     await require_csrf(request)
     raw = request.match_info.get("id", "")
-    if not raw.isdigit() or len(raw) > 18:
+    if not digits(raw) or len(raw) > 18:
         raise NotFound("No such annotation.")
     form = await request.post()
     document = form.get("document")
     await review.move_to(runtime(request), who, int(raw), AnnotationStatus.DELETED)
-    if isinstance(document, str) and document.isdigit() and len(document) < 19:
+    if isinstance(document, str) and digits(document) and len(document) < 19:
         return see_other(f"/documents/{document}?deleted={raw}")
     return see_other("/")

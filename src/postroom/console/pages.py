@@ -23,6 +23,7 @@ from postroom.domain.hooks import HOOKS
 from postroom.domain.listing import Page
 from postroom.errors import NotFound
 from postroom.status import AnnotationStatus
+from postroom.urls import digits
 
 View = Callable[[web.Request, Actor], Awaitable[web.StreamResponse]]
 # The statuses the overview shows a column for, in lifecycle order.
@@ -105,7 +106,7 @@ async def failed(request: web.Request, who: Actor) -> web.StreamResponse:
 
 def _path_id(request: web.Request) -> int:
     raw = request.match_info.get("id", "")
-    if not raw.isdigit() or len(raw) > 18:
+    if not digits(raw) or len(raw) > 18:
         raise NotFound("No such document.")
     return int(raw)
 

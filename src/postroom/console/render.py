@@ -14,6 +14,7 @@ from aiohttp import web
 
 from postroom.console.session import ACTOR, csrf_token
 from postroom.domain.listing import Page, PageRequest
+from postroom.urls import digits
 
 JINJA: web.AppKey[jinja2.Environment] = web.AppKey("console_jinja")
 MAX_PAGE_SIZE = 100
@@ -76,7 +77,8 @@ def error_page(request: web.Request, status: int, detail: str) -> web.Response:
 def page_request(query: Mapping[str, str]) -> PageRequest:
     def number(name: str, default: int) -> int:
         raw = query.get(name, "")
-        return int(raw) if raw.isdigit() and int(raw) > 0 else default
+        # ASCII digits, at most 9 of them (`²` or a 30-digit page is the default, never a 500)
+        return int(raw) if digits(raw) and len(raw) <= 9 and int(raw) > 0 else default
 
     return PageRequest(
         number=number("page", 1),
